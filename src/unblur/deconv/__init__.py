@@ -1,0 +1,162 @@
+"""Non-blind deconvolution: recover a sharp image from a blurred one and its kernel.
+
+Every solver models the blurred image as the ``valid`` blur of a larger unknown scene (what a
+camera records), so no border condition is assumed and the result has the size of the input.
+
+=====================  =====================================================================
+method                 solver
+=====================  =====================================================================
+``hyperlaplacian``     :func:`~unblur.deconv.splitting.hyperlaplacian` (default)
+``tv``                 :func:`~unblur.deconv.splitting.total_variation`
+``wiener``             :func:`~unblur.deconv.wiener.wiener`
+``rl``                 :func:`~unblur.deconv.richardson_lucy.richardson_lucy`
+``rl-tv``              Richardson-Lucy with total variation
+``pnp``                :func:`~unblur.deconv.splitting.plug_and_play`
+=====================  =====================================================================
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from unblur._tensor import as_kernel, from_bchw, to_bchw
+from unblur.deconv.richardson_lucy import richardson_lucy
+from unblur.deconv.splitting import default_lambda, hyperlaplacian, plug_and_play, total_variation
+from unblur.deconv.wiener import wiener
+from unblur.errors import UserError
+
+__all__ = ["METHODS", "deconvolve", "check_kernel", "default_lambda", "hyperlaplacian", "plug_and_play",
+           "richardson_lucy", "total_variation", "wiener"]
+
+
+def _rl_tv(y, kernel, sigma, tv=None, **params):
+    return richardson_lucy(y, kernel, sigma, tv=0.2 * max(sigma, 2e-3) if tv is None else tv, **params)
+
+
+#: name -> solver(y, kernel, sigma, **params) on (B, C, H, W) tensors.
+METHODS = {
+    "hyperlaplacian": hyperlaplacian,
+    "tv": total_variation,
+    "wiener": wiener,
+    "rl": richardson_lucy,
+    "rl-tv": _rl_tv,
+    "pnp": plug_and_play,
+}
+
+#: Images with more pixels than this are deconvolved in overlapping tiles (bounds memory).
+TILE_PIXELS = 2048 * 2048
+
+
+def check_kernel(kernel: torch.Tensor, image_shape=None) -> torch.Tensor:
+    """Validate a kernel (finite, non-negative, non-zero, smaller than the image); return it normalised."""
+    if kernel.numel() == 0 or min(kernel.shape[-2:]) < 1:
+        raise UserError("the kernel is empty")
+    if not torch.isfinite(kernel).all():
+        raise UserError("the kernel has non-finite values")
+    if (kernel < -1e-6 * kernel.abs().max()).any():
+        raise UserError("the kernel has negative values")
+    total = kernel.sum(dim=(-2, -1), keepdim=True)
+    if (total <= 0).any():
+        raise UserError("the kernel sums to zero")
+    if image_shape is not None and (kernel.shape[-2] > image_shape[0] or kernel.shape[-1] > image_shape[1]):
+        raise UserError(f"the kernel ({kernel.shape[-1]}x{kernel.shape[-2]}) is larger than the image ({image_shape[1]}x{image_shape[0]})")
+    return kernel.clamp_min(0) / total
+
+
+def _tiles(n: int, tile: int, overlap: int):
+    """Start positions of tiles of length ``tile`` covering ``n`` with at least ``overlap``."""
+    if n <= tile:
+        return [0]
+    count = math.ceil((n - overlap) / (tile - overlap))
+    step = (n - tile) / (count - 1)
+    return [round(i * step) for i in range(count)]
+
+
+def _ramp(n: int, overlap: int, first: bool, last: bool, like: torch.Tensor) -> torch.Tensor:
+    w = torch.ones(n, dtype=like.dtype, device=like.device)
+    r = torch.linspace(0, 1, overlap + 2, dtype=like.dtype, device=like.device)[1:-1]
+    if not first:
+        w[:overlap] = r
+    if not last:
+        w[-overlap:] = torch.minimum(w[-overlap:], r.flip(0))
+    return w
+
+
+def deconvolve_tiled(y: torch.Tensor, fn, tile: int, overlap: int) -> torch.Tensor:
+    """Apply ``fn`` (same-size in, same-size out) on overlapping tiles, blended with linear ramps.
+
+    Each tile is solved with the ``valid`` model, so tile borders are restored like image
+    borders, and the ramps hide the small differences in the overlaps.
+    """
+    H, W = y.shape[-2:]
+    out = torch.zeros_like(y)
+    weight = torch.zeros(1, 1, H, W, dtype=y.dtype, device=y.device)
+    rows, cols = _tiles(H, tile, overlap), _tiles(W, tile, overlap)
+    for i, top in enumerate(rows):
+        h = min(tile, H)
+        for j, left in enumerate(cols):
+            w = min(tile, W)
+            res = fn(y[..., top : top + h, left : left + w])
+            wy = _ramp(h, overlap, i == 0, i == len(rows) - 1, y)[:, None]
+            wx = _ramp(w, overlap, j == 0, j == len(cols) - 1, y)[None, :]
+            wgt = wy * wx
+            out[..., top : top + h, left : left + w] += res * wgt
+            weight[..., top : top + h, left : left + w] += wgt
+    return out / weight
+
+
+def deconvolve(image, kernel, method: str = "hyperlaplacian", noise: float | None = None, *,
+               tile: int | None = None, device=None, **params):
+    """Deconvolve ``image`` (blurred by ``kernel``) with one of :data:`METHODS`.
+
+    Parameters
+    ----------
+    image : ndarray or torch.Tensor
+        Blurred image: numpy ``(H, W)`` / ``(H, W, C)`` or a tensor ``(B, C, H, W)``; integer
+        arrays are scaled to ``[0, 1]``.
+    kernel : ndarray or torch.Tensor
+        Blur kernel (convolution convention, centre at ``(h // 2, w // 2)``); normalised here.
+    method : str
+        Solver name (see the module docstring).
+    noise : float, optional
+        Noise std in image units; estimated from the image when omitted
+        (:func:`unblur.estimate.estimate_noise_level`). It sets the regularisation weight by
+        :func:`default_lambda` unless ``lam`` is given.
+    tile : int, optional
+        Tile side for large images (default: tiles of 1024 px above 4 MP).
+    device : str or torch.device, optional
+        Where to compute (default: the tensor's device, or CPU for numpy input).
+    **params
+        Passed to the solver (e.g. ``lam``, ``alpha``, ``iterations``).
+
+    Returns
+    -------
+    Same type and layout as ``image``: the restored image, clipped to ``[0, 1]``.
+    """
+    if method not in METHODS:
+        raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    y, layout = to_bchw(image, device=device)
+    k = check_kernel(as_kernel(kernel, device=y.device, dtype=y.dtype), y.shape[-2:])
+    if noise is None:
+        from unblur.estimate import estimate_noise_level
+
+        noise = float(estimate_noise_level(y))
+    if noise < 0 or not math.isfinite(noise):
+        raise UserError(f"noise level must be a non-negative number, got {noise}")
+    solver = METHODS[method]
+
+    def run(part):
+        return solver(part, k, noise, **params)
+
+    with torch.no_grad():
+        if tile is None and y.shape[-2] * y.shape[-1] > TILE_PIXELS:
+            tile = 1024
+        if tile is not None:
+            overlap = max(2 * max(k.shape[-2:]), 32)
+            if tile <= 2 * overlap:
+                raise UserError(f"tile size {tile} is too small for a {k.shape[-1]}x{k.shape[-2]} kernel")
+            x = deconvolve_tiled(y, run, tile, overlap)
+        else:
+            x = run(y)
+    return from_bchw(x.clamp(0, 1), layout)

@@ -1,0 +1,105 @@
+r"""The periodic work domain in which the deconvolution solvers run.
+
+A photo ``y`` of size :math:`H_y \times W_y` is the ``valid`` blur of a larger latent image
+:math:`x` of size :math:`(H_y + h - 1) \times (W_y + w - 1)`. Solvers work on a periodic grid of
+fast FFT size :math:`N \ge H_y + h - 1` holding :math:`x` plus a margin. On this grid the blur is a
+circular convolution :math:`K` (diagonal in Fourier space), and the observation is
+:math:`y = M K x` where the mask :math:`M` keeps exactly the pixels whose kernel footprint lies
+inside the latent image. Pixels outside the photo are unknowns that only the prior constrains, so
+no boundary condition is imposed on the scene (Almeida & Figueiredo, "Deconvolving images with
+unknown boundaries using the alternating direction method of multipliers", IEEE TIP 2013;
+Reeves, "Fast image restoration without boundary artifacts", IEEE TIP 2005).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from unblur.blur.operators import fast_length
+
+
+class ValidDomain:
+    """Circular work grid for a ``valid``-blurred observation.
+
+    Parameters
+    ----------
+    y : torch.Tensor
+        Observation ``(B, C, Hy, Wy)``.
+    kernel : torch.Tensor
+        ``(h, w)``, ``(B, 1, h, w)`` or ``(B, C, h, w)`` kernel.
+    margin : int
+        Extra rows/columns of free pixels beyond the latent image before wrapping around
+        (default: half the kernel size), which decouples opposite borders.
+    """
+
+    def __init__(self, y: torch.Tensor, kernel: torch.Tensor, margin: int | None = None):
+        k = kernel.to(device=y.device, dtype=y.dtype)
+        if k.ndim == 2:
+            k = k[None, None]
+        self.kernel = k
+        self.kh, self.kw = k.shape[-2:]
+        self.Hy, self.Wy = y.shape[-2:]
+        self.Hx, self.Wx = self.Hy + self.kh - 1, self.Wy + self.kw - 1
+        if margin is None:
+            margin = max(self.kh, self.kw) // 2
+        self.shape = (fast_length(self.Hx + margin), fast_length(self.Wx + margin))
+        H, W = self.shape
+        # Kernel with its first tap at the origin: (k (*) x)[i] = sum_j k[j] x[i - j].
+        self.K = torch.fft.rfft2(k, s=self.shape)
+        self.K2 = self.K.real**2 + self.K.imag**2
+        # The observed pixels sit at [kh-1, Hx) x [kw-1, Wx) of the grid.
+        self.obs = (slice(self.kh - 1, self.Hx), slice(self.kw - 1, self.Wx))
+        mask = torch.zeros(1, 1, H, W, dtype=y.dtype, device=y.device)
+        mask[..., self.obs[0], self.obs[1]] = 1
+        self.mask = mask
+        self.My = self.embed(y)
+        # Finite differences (forward, periodic) in Fourier space.
+        fy = torch.fft.fftfreq(H, device=y.device, dtype=y.dtype)[:, None]
+        fx = torch.fft.rfftfreq(W, device=y.device, dtype=y.dtype)[None, :]
+        self.Dx = torch.exp(2j * torch.pi * fx) - 1  # x[i, j+1] - x[i, j]
+        self.Dy = torch.exp(2j * torch.pi * fy) - 1
+        self.D2 = (self.Dx.real**2 + self.Dx.imag**2) + (self.Dy.real**2 + self.Dy.imag**2)
+
+    # -- data placement ------------------------------------------------------------------------
+    def embed(self, y: torch.Tensor) -> torch.Tensor:
+        """Place an observation-sized image at the observed pixels of a zero grid."""
+        H, W = self.shape
+        out = torch.zeros(*y.shape[:2], H, W, dtype=y.dtype, device=y.device)
+        out[..., self.obs[0], self.obs[1]] = y
+        return out
+
+    def initial(self, y: torch.Tensor) -> torch.Tensor:
+        """A starting latent image: ``y`` extended by edge replication over the whole grid."""
+        H, W = self.shape
+        top, left = self.kh - 1, self.kw - 1
+        pad = (left, W - left - self.Wy, top, H - top - self.Hy)
+        return F.pad(y, pad, mode="replicate")
+
+    def crop(self, x: torch.Tensor) -> torch.Tensor:
+        """The part of the latent grid aligned with the observation (same size as ``y``)."""
+        top, left = self.kh // 2, self.kw // 2
+        return x[..., top : top + self.Hy, left : left + self.Wy]
+
+    # -- operators -------------------------------------------------------------------------------
+    def fft(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.fft.rfft2(x)
+
+    def ifft(self, X: torch.Tensor) -> torch.Tensor:
+        return torch.fft.irfft2(X, s=self.shape)
+
+    def blur(self, x: torch.Tensor) -> torch.Tensor:
+        """Circular blur on the grid."""
+        return self.ifft(self.fft(x) * self.K)
+
+    def blur_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self.ifft(self.fft(y) * self.K.conj())
+
+
+def grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward differences with periodic wrap: ``(x[:, j+1] - x[:, j], x[i+1] - x[i])``."""
+    return torch.roll(x, -1, -1) - x, torch.roll(x, -1, -2) - x
+
+
+def grad_adjoint(gx: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
+    """Adjoint of :func:`grad` (minus the divergence)."""
+    return (torch.roll(gx, 1, -1) - gx) + (torch.roll(gy, 1, -2) - gy)

@@ -1,0 +1,160 @@
+r"""Variable-splitting deconvolution of ``valid``-blurred images.
+
+All three solvers minimise
+
+.. math:: \tfrac12 \|M K x - y\|^2 + \lambda\, \phi(x)
+
+on the periodic work grid of :class:`~unblur.deconv._domain.ValidDomain`, where :math:`M` keeps
+the observed pixels, so pixels near the border are restored from the scene content the kernel
+actually saw, without assuming a periodic or reflected scene. Splitting :math:`u = Kx` (handled by
+ADMM with a scaled dual, Almeida & Figueiredo 2013) makes the data step a per-pixel division, and
+splitting the prior's argument (:math:`w = \nabla x` or :math:`z = x`) makes the prior step a
+proximal operator; the :math:`x` step is then a single division in Fourier space:
+
+.. math:: \hat x = \frac{\rho\,\bar{\hat K}\,\widehat{(u - a)} + \beta\, \hat R^*\hat w}
+                        {\rho |\hat K|^2 + \beta |\hat R|^2}
+
+with :math:`R = \nabla` (gradient priors) or :math:`R = I` (denoiser priors).
+
+* :func:`hyperlaplacian` follows Krishnan & Fergus (NIPS 2009): half-quadratic splitting with
+  :math:`\beta` increased geometrically (continuation) and the lookup-table prox.
+* :func:`total_variation` runs ADMM with a fixed :math:`\beta` and a dual for :math:`w`.
+* :func:`plug_and_play` runs HQS with a denoiser whose noise level decreases geometrically from
+  ``sigma_start`` to the target (DPIR schedule, Zhang et al. TPAMI 2021).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from unblur.deconv._domain import ValidDomain, grad, grad_adjoint
+from unblur.deconv.priors import DenoiserPrior, HyperLaplacian, TotalVariation, tv_denoise
+
+
+def _solve(y, kernel, prior, lam, betas, rho=1.0, dual_prior=False, x0=None, callback=None):
+    """Shared splitting loop; ``betas`` is the sequence of prior penalties, one per iteration."""
+    dom = ValidDomain(y, kernel)
+    x = dom.initial(y) if x0 is None else x0
+    M, My, K, K2 = dom.mask, dom.My, dom.K, dom.K2
+    on_grad = prior.acts_on == "gradient"
+    R2 = dom.D2 if on_grad else 1.0
+    X = dom.fft(x)
+    Kx = dom.ifft(K * X)
+    a = torch.zeros_like(Kx)
+    g = torch.stack(grad(x)) if on_grad else None
+    b = torch.zeros_like(g) if dual_prior else 0
+    beta_prev = betas[0]
+    for it, beta in enumerate(betas):
+        if dual_prior and beta != beta_prev:  # scaled dual: rescale when the penalty changes
+            b = b * (beta_prev / beta)
+        beta_prev = beta
+        # data step: u = argmin 1/2 |Mu - y|^2 + rho/2 |u - (Kx + a)|^2
+        u = (My + rho * (Kx + a)) / (M + rho) if rho > 0 else torch.where(M > 0, My, Kx)
+        # prior step
+        if on_grad:
+            w = prior.prox(g + b, lam / beta)
+            prior_rhs = dom.fft(grad_adjoint(*(w - b)))
+        else:
+            w = prior.prox(x, lam / beta)
+            prior_rhs = dom.fft(w)
+        # x step (Fourier division)
+        r = max(rho, 1.0)
+        X = (r * K.conj() * dom.fft(u - a) + beta * prior_rhs) / (r * K2 + beta * R2)
+        x = dom.ifft(X)
+        Kx = dom.ifft(K * X)
+        # dual steps
+        if rho > 0:
+            a = a + Kx - u
+        if on_grad:
+            g = torch.stack(grad(x))
+            if dual_prior:
+                b = b + g - w
+        if callback is not None:
+            callback(it, dom.crop(x))
+    return dom.crop(x)
+
+
+def default_lambda(method: str, sigma: float) -> float:
+    r"""Regularisation weight :math:`\lambda` from the noise std :math:`\sigma` (image units).
+
+    The rule is :math:`\lambda = c\,\max(\sigma, \sigma_{min})^p` with :math:`(c, p)` fitted per
+    prior on synthetic camera-shake blur of training images (``cbsd432``), see
+    ``unblur bench``. ``sigma_min = 0.002`` keeps a little regularisation for clean images.
+    """
+    c, p = _LAMBDA_RULES[method]
+    return c * max(float(sigma), 2e-3) ** p
+
+
+# (c, p) of default_lambda; tuned on training images (see BENCHMARKS.md for the results they give).
+_LAMBDA_RULES = {
+    "hyperlaplacian": (0.35, 1.6),
+    "tv": (0.25, 1.6),
+    "pnp": (1.0, 2.0),
+}
+
+
+def hyperlaplacian(y: torch.Tensor, kernel, sigma: float, lam: float | None = None, alpha: float = 2 / 3,
+                   beta_start: float = 1.0, beta_max: float = 256.0, beta_rate: float = 2 * math.sqrt(2),
+                   inner: int = 1, rho: float = 1.0, dual: bool = False, callback=None) -> torch.Tensor:
+    r"""Deconvolution with a hyper-Laplacian gradient prior :math:`|\nabla x|^\alpha`.
+
+    Krishnan & Fergus, "Fast image deconvolution using hyper-Laplacian priors", NIPS 2009:
+    half-quadratic splitting in which the gradient penalty :math:`\beta` (in units of
+    :math:`\lambda`) grows from ``beta_start`` to ``beta_max`` by ``beta_rate``, ``inner`` passes
+    each, with the scalar :math:`w` problem solved by lookup table. The data term is the exact
+    ``valid`` model with unknown boundaries.
+
+    Parameters
+    ----------
+    y : torch.Tensor
+        Blurred image ``(B, C, H, W)``.
+    kernel : torch.Tensor
+        Blur kernel.
+    sigma : float
+        Noise std of ``y``; sets ``lam`` by :func:`default_lambda` when ``lam`` is None.
+    alpha : float
+        Exponent of the prior, 0.5 to 0.8 for natural images.
+    """
+    lam = default_lambda("hyperlaplacian", sigma) if lam is None else lam
+    betas = []
+    beta = beta_start
+    while beta <= beta_max * (1 + 1e-9):
+        betas += [beta * lam] * inner
+        beta *= beta_rate
+    return _solve(y, kernel, HyperLaplacian(alpha), lam, betas, rho=rho, dual_prior=dual, callback=callback)
+
+
+def total_variation(y: torch.Tensor, kernel, sigma: float, lam: float | None = None, iterations: int = 40,
+                    beta: float | None = None, callback=None) -> torch.Tensor:
+    r"""Deconvolution with isotropic total variation, by ADMM.
+
+    Minimises :math:`\tfrac12\|MKx - y\|^2 + \lambda\,\mathrm{TV}(x)` with splittings
+    :math:`u = Kx`, :math:`w = \nabla x` and scaled duals for both (Afonso, Bioucas-Dias &
+    Figueiredo, "Fast image recovery using variable splitting and constrained optimization",
+    IEEE TIP 2010). ``beta`` (default :math:`10\lambda`) is the gradient penalty.
+    """
+    lam = default_lambda("tv", sigma) if lam is None else lam
+    beta = 10 * lam if beta is None else beta
+    return _solve(y, kernel, TotalVariation(), lam, [beta] * iterations, dual_prior=True, callback=callback)
+
+
+def plug_and_play(y: torch.Tensor, kernel, sigma: float, denoiser=None, iterations: int = 8,
+                  sigma_start: float = 0.2, lam: float | None = None, callback=None) -> torch.Tensor:
+    r"""Plug-and-play half-quadratic splitting with any denoiser.
+
+    With :math:`z = x`, the prior step is ``denoiser(x, s_t)``; the denoiser strength :math:`s_t`
+    decreases geometrically from ``sigma_start`` to :math:`\max(\sigma, 0.005)` over
+    ``iterations`` steps, and the penalty is :math:`\beta_t = \lambda / s_t^2` (Zhang et al.,
+    "Plug-and-play image restoration with deep denoiser prior", TPAMI 2021).
+
+    ``denoiser(x, s)`` takes a ``(B, C, H, W)`` tensor and a noise std; by default total
+    variation denoising (:func:`~unblur.deconv.priors.tv_denoise`) so the solver works with no
+    learned model.
+    """
+    lam = default_lambda("pnp", sigma) if lam is None else lam
+    sigmas = np.geomspace(max(sigma_start, sigma), max(sigma, 0.005), iterations)
+    betas = [lam / s**2 for s in sigmas]
+    prior = DenoiserPrior(denoiser if denoiser is not None else tv_denoise)
+    return _solve(y, kernel, prior, lam, betas, callback=callback)
