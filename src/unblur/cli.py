@@ -184,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=float, default=None, help="noise std in [0, 1] units (default: estimated)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_deconv)
+
+    from unblur.bench.cli import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 

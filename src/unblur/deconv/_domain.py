@@ -30,9 +30,12 @@ class ValidDomain:
     margin : int
         Extra rows/columns of free pixels beyond the latent image before wrapping around
         (default: half the kernel size), which decouples opposite borders.
+    periodic : bool
+        Instead, take ``y`` itself as one period of a circularly blurred scene (grid = ``y``'s
+        size): the textbook assumption, wrong for photos, kept for comparisons.
     """
 
-    def __init__(self, y: torch.Tensor, kernel: torch.Tensor, margin: int | None = None):
+    def __init__(self, y: torch.Tensor, kernel: torch.Tensor, margin: int | None = None, periodic: bool = False):
         k = kernel.to(device=y.device, dtype=y.dtype)
         if k.ndim == 2:
             k = k[None, None]
@@ -42,16 +45,21 @@ class ValidDomain:
         self.Hx, self.Wx = self.Hy + self.kh - 1, self.Wy + self.kw - 1
         if margin is None:
             margin = max(self.kh, self.kw) // 2
-        self.shape = (fast_length(self.Hx + margin), fast_length(self.Wx + margin))
+        if periodic:
+            self.shape = (self.Hy, self.Wy)
+        else:
+            self.shape = (fast_length(self.Hx + margin), fast_length(self.Wx + margin))
         H, W = self.shape
+        self.periodic = periodic
         # Kernel with its first tap at the origin: (k (*) x)[i] = sum_j k[j] x[i - j].
         self.K = torch.fft.rfft2(k, s=self.shape)
         self.K2 = self.K.real**2 + self.K.imag**2
-        # The observed pixels sit at [kh-1, Hx) x [kw-1, Wx) of the grid.
+        # The observed pixels sit at [kh-1, Hx) x [kw-1, Wx) of the grid (periodic: shifted by
+        # the same offset modulo the grid, i.e. y is one whole period).
         self.obs = (slice(self.kh - 1, self.Hx), slice(self.kw - 1, self.Wx))
         mask = torch.zeros(1, 1, H, W, dtype=y.dtype, device=y.device)
         mask[..., self.obs[0], self.obs[1]] = 1
-        self.mask = mask
+        self.mask = torch.ones_like(mask) if periodic else mask
         self.My = self.embed(y)
         # Finite differences (forward, periodic) in Fourier space.
         fy = torch.fft.fftfreq(H, device=y.device, dtype=y.dtype)[:, None]
@@ -64,12 +72,16 @@ class ValidDomain:
     def embed(self, y: torch.Tensor) -> torch.Tensor:
         """Place an observation-sized image at the observed pixels of a zero grid."""
         H, W = self.shape
+        if self.periodic:
+            return torch.roll(y, (self.kh - 1, self.kw - 1), (-2, -1))
         out = torch.zeros(*y.shape[:2], H, W, dtype=y.dtype, device=y.device)
         out[..., self.obs[0], self.obs[1]] = y
         return out
 
     def initial(self, y: torch.Tensor) -> torch.Tensor:
         """A starting latent image: ``y`` extended by edge replication over the whole grid."""
+        if self.periodic:
+            return self.embed(y)
         H, W = self.shape
         top, left = self.kh - 1, self.kw - 1
         pad = (left, W - left - self.Wy, top, H - top - self.Hy)
@@ -78,6 +90,8 @@ class ValidDomain:
     def crop(self, x: torch.Tensor) -> torch.Tensor:
         """The part of the latent grid aligned with the observation (same size as ``y``)."""
         top, left = self.kh // 2, self.kw // 2
+        if self.periodic:
+            return torch.roll(x, (-top, -left), (-2, -1))
         return x[..., top : top + self.Hy, left : left + self.Wy]
 
     # -- operators -------------------------------------------------------------------------------

@@ -110,7 +110,7 @@ class DenoiserPrior:
         return self.denoiser(v, math.sqrt(t))
 
 
-def tv_denoise(y: torch.Tensor, sigma: float, iterations: int = 30) -> torch.Tensor:
+def tv_denoise(y: torch.Tensor, sigma: float, iterations: int = 10) -> torch.Tensor:
     r"""Total-variation denoising by Chambolle's dual projection algorithm.
 
     Solves :math:`\min_x \tfrac12\|x - y\|^2 + \lambda\,\mathrm{TV}(x)` with

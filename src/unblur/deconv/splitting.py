@@ -89,15 +89,15 @@ def default_lambda(method: str, sigma: float) -> float:
 
 # (c, p) of default_lambda; tuned on training images (see BENCHMARKS.md for the results they give).
 _LAMBDA_RULES = {
-    "hyperlaplacian": (0.35, 1.6),
-    "tv": (0.25, 1.6),
+    "hyperlaplacian": (0.3, 1.25),
+    "tv": (2.0, 1.6),
     "pnp": (1.0, 2.0),
 }
 
 
 def hyperlaplacian(y: torch.Tensor, kernel, sigma: float, lam: float | None = None, alpha: float = 2 / 3,
-                   beta_start: float = 1.0, beta_max: float = 256.0, beta_rate: float = 2 * math.sqrt(2),
-                   inner: int = 1, rho: float = 1.0, dual: bool = False, callback=None) -> torch.Tensor:
+                   beta_start: float = 4.0, beta_max: float = 256.0, beta_rate: float = 4.0,
+                   inner: int = 2, rho: float = 1.0, callback=None) -> torch.Tensor:
     r"""Deconvolution with a hyper-Laplacian gradient prior :math:`|\nabla x|^\alpha`.
 
     Krishnan & Fergus, "Fast image deconvolution using hyper-Laplacian priors", NIPS 2009:
@@ -123,10 +123,10 @@ def hyperlaplacian(y: torch.Tensor, kernel, sigma: float, lam: float | None = No
     while beta <= beta_max * (1 + 1e-9):
         betas += [beta * lam] * inner
         beta *= beta_rate
-    return _solve(y, kernel, HyperLaplacian(alpha), lam, betas, rho=rho, dual_prior=dual, callback=callback)
+    return _solve(y, kernel, HyperLaplacian(alpha), lam, betas, rho=rho, callback=callback)
 
 
-def total_variation(y: torch.Tensor, kernel, sigma: float, lam: float | None = None, iterations: int = 40,
+def total_variation(y: torch.Tensor, kernel, sigma: float, lam: float | None = None, iterations: int = 20,
                     beta: float | None = None, callback=None) -> torch.Tensor:
     r"""Deconvolution with isotropic total variation, by ADMM.
 

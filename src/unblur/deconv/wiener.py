@@ -49,7 +49,7 @@ def smooth_extension(y: torch.Tensor, dom: ValidDomain) -> torch.Tensor:
     return dom.mask * x + (1 - dom.mask) * blurred
 
 
-def wiener(y: torch.Tensor, kernel, sigma: float, nsr: float | None = None) -> torch.Tensor:
+def wiener(y: torch.Tensor, kernel, sigma: float, nsr: float | None = None, boundary: str = "valid") -> torch.Tensor:
     r"""Wiener deconvolution with the :math:`1/|\omega|^2` spectrum model (see module docstring).
 
     Parameters
@@ -62,8 +62,13 @@ def wiener(y: torch.Tensor, kernel, sigma: float, nsr: float | None = None) -> t
         Noise std of ``y``.
     nsr : float, optional
         Override of :math:`\sigma^2 / c` (the noise-to-signal ratio of gradients).
+    boundary : {"valid", "circular"}
+        ``"circular"`` treats ``y`` as periodic (no extension): the textbook filter, kept to show
+        what a periodic assumption does to real images.
     """
-    dom = ValidDomain(y, kernel)
+    if boundary not in ("valid", "circular"):
+        raise ValueError(f"boundary must be 'valid' or 'circular', got {boundary!r}")
+    dom = ValidDomain(y, kernel, periodic=boundary == "circular")
     if nsr is None:
         gx, gy = grad(y)
         grad_power = (gx[..., :, :-1] ** 2).mean() + (gy[..., :-1, :] ** 2).mean()
@@ -71,6 +76,6 @@ def wiener(y: torch.Tensor, kernel, sigma: float, nsr: float | None = None) -> t
         noise_power = 4.0 * sigma**2  # mean |D|^2 = 4 for the two forward differences
         c = max(float(grad_power) - noise_power, 1e-6) / k2_mean
         nsr = max(sigma, 1e-3) ** 2 / c
-    ext = smooth_extension(y, dom)
+    ext = smooth_extension(y, dom) if boundary == "valid" else dom.embed(y)
     X = dom.K.conj() * dom.fft(ext) / (dom.K2 + nsr * dom.D2)
     return dom.crop(dom.ifft(X))
