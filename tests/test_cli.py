@@ -15,9 +15,9 @@ def run(*args):
 
 
 def test_version_and_help(capsys):
-    with pytest.raises(SystemExit) as exc:
-        run("--version")
-    assert exc.value.code == 0 and __version__ in capsys.readouterr().out
+    assert run("--version") == 0 and __version__ in capsys.readouterr().out
+    assert run("deconv", "--help") == 0 and "--kernel" in capsys.readouterr().out
+    assert run("frobnicate") == 2 and "invalid choice" in capsys.readouterr().err
     assert run() == 2  # no command: help, exit 2
 
 
