@@ -144,7 +144,6 @@ def test_parameters_override_defaults(scene, motion_kernel):
     assert b.diff(dim=-1).abs().mean() < a.diff(dim=-1).abs().mean()  # stronger prior is smoother
 
 
-@pytest.mark.skip(reason="needs unblur.estimate")
 def test_noise_is_estimated_when_omitted(scene, motion_kernel):
     y, truth = _blurred(scene, motion_kernel, sigma=0.02)
     out = deconvolve(y, motion_kernel)
