@@ -11,4 +11,4 @@ from unblur.bench.methods import METHODS, Method, register
 from unblur.bench.runner import run_bench
 from unblur.bench.suites import SUITES, Case, get_suite
 
-__all__ = ["METHODS", "Method", "register", "run_bench", "SUITES", "Case", "get_suite"]
+__all__ = ["METHODS", "SUITES", "Case", "Method", "get_suite", "register", "run_bench"]

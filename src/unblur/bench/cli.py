@@ -76,7 +76,13 @@ def cmd_bench(args) -> int:
 
     from unblur._runtime import console
     from unblur.bench.machine import cpu_count, git_commit, machine_info
-    from unblur.bench.report import RunMeta, summarize, update_benchmarks_md, write_report, write_summary
+    from unblur.bench.report import (
+        RunMeta,
+        summarize,
+        update_benchmarks_md,
+        write_report,
+        write_summary,
+    )
     from unblur.bench.runner import read_results, run_bench
 
     if args.list:

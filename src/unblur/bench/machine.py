@@ -6,7 +6,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-__all__ = ["machine_info", "git_commit", "cpu_count"]
+__all__ = ["cpu_count", "git_commit", "machine_info"]
 
 
 def cpu_count() -> int:
@@ -42,10 +42,10 @@ def git_commit() -> str:
     uncommitted changes (``unknown`` outside a git checkout)."""
     here = Path(__file__).resolve().parent
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=False)
         if head.returncode != 0:
             return "unknown"
-        status = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, timeout=30)
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, timeout=30, check=False)
         dirty = status.returncode == 0 and bool(status.stdout.strip())
         return head.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

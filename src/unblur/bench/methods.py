@@ -35,15 +35,15 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
 
 from unblur.errors import UserError
 
-__all__ = ["Method", "METHODS", "ANCHORS", "PLUGIN_MODULES", "register", "get_method", "load_plugins"]
+__all__ = ["ANCHORS", "METHODS", "PLUGIN_MODULES", "Method", "get_method", "load_plugins", "register"]
 
 
 @dataclass
@@ -64,6 +64,9 @@ class Method:
         True for peer implementations that other methods are compared with.
     description : str
         One line for ``unblur bench --list`` and the report.
+    warmup : bool
+        Call the method once on a tiny image before timing it in a process (so that lazy imports
+        and one-off initialisations are not counted in its ``seconds``).
     """
 
     name: str
@@ -72,6 +75,7 @@ class Method:
     params: dict = field(default_factory=dict)
     anchor: bool = False
     description: str = ""
+    warmup: bool = True
 
     @property
     def kind(self) -> str:
@@ -113,7 +117,7 @@ PLUGIN_MODULES: list[str] = []
 
 
 def register(name: str, fn: Callable | None = None, *, blind: bool, params: dict | None = None, anchor: bool = False,
-             description: str = "", replace: bool = False):
+             description: str = "", warmup: bool = True, replace: bool = False):
     """Register a method (directly, or as a decorator when ``fn`` is omitted).
 
     Parameters
@@ -130,6 +134,8 @@ def register(name: str, fn: Callable | None = None, *, blind: bool, params: dict
         Peer implementation used as a reference in the report.
     description : str
         One line describing it.
+    warmup : bool
+        Run it once on a tiny image before the timed calls (see :class:`Method`).
     replace : bool
         Allow replacing an existing registration (otherwise a duplicate name is an error).
 
@@ -141,7 +147,7 @@ def register(name: str, fn: Callable | None = None, *, blind: bool, params: dict
     def add(f):
         if name in METHODS and not replace:
             raise ValueError(f"benchmark method {name!r} is already registered")
-        m = Method(name, bool(blind), f, dict(params or {}), bool(anchor), description)
+        m = Method(name, bool(blind), f, dict(params or {}), bool(anchor), description, bool(warmup))
         METHODS[name] = m
         return m
 

@@ -28,10 +28,18 @@ from pathlib import Path
 
 import numpy as np
 
-from unblur.bench.methods import ANCHORS, METHODS
+from unblur.bench.methods import ANCHORS
 
-__all__ = ["RunMeta", "SuiteSummary", "MethodStats", "summarize", "render_summary_md", "write_summary",
-           "write_report", "update_benchmarks_md"]
+__all__ = [
+    "MethodStats",
+    "RunMeta",
+    "SuiteSummary",
+    "render_summary_md",
+    "summarize",
+    "update_benchmarks_md",
+    "write_report",
+    "write_summary",
+]
 
 #: Short labels of the anchors in table headers.
 ANCHOR_LABELS = {"skimage-wiener": "sk-wiener", "skimage-unsupervised-wiener": "sk-uwiener", "skimage-rl": "sk-rl"}
@@ -66,6 +74,7 @@ class MethodStats:
     psnr_border: float | None
     psnr_interior: float | None
     peak_mb: float | None
+    delta_mb: float | None
     by_group: dict      # group -> mean PSNR
 
 
@@ -129,37 +138,37 @@ def summarize(rows: list[dict]) -> list[SuiteSummary]:
         by = {}  # method -> case -> row
         for r in ok:
             by.setdefault(r["method"], {})[r["case"]] = r
-        groups = list(dict.fromkeys(r["group"] for r in srows))
+        groups = list(dict.fromkeys(r.get("group", "") for r in srows))
         anchors = [a for a in ANCHORS if a in by]
         cases = {r["case"]: r for r in srows}
         stats = []
         for name in dict.fromkeys(r["method"] for r in srows):
             mrows = by.get(name, {})
-            kind = next((r["kind"] for r in srows if r["method"] == name), "")
-            vals = lambda col, rs=mrows: [_num(r[col]) for r in rs.values()]  # noqa: E731
+            kind = next((r.get("kind", "") for r in srows if r["method"] == name), "")
+            vals = lambda col, rs=mrows: [_num(r.get(col)) for r in rs.values()]
             gain, ratio = {}, {}
             for a in anchors:
                 if a == name:
                     continue
                 pairs = [(r, by[a][c]) for c, r in mrows.items() if c in by[a]]
-                d = [_num(r["psnr"]) - _num(b["psnr"]) for r, b in pairs if _num(r["psnr"]) is not None and _num(b["psnr"]) is not None]
+                d = [_num(r.get("psnr")) - _num(b.get("psnr")) for r, b in pairs if _num(r.get("psnr")) is not None and _num(b.get("psnr")) is not None]
                 if d:
                     gain[a] = (float(np.mean(d)), len(d))
-                t = [_num(r["seconds"]) / _num(b["seconds"]) for r, b in pairs
-                     if _num(r["seconds"]) and _num(b["seconds"])]
+                t = [_num(r.get("seconds")) / _num(b.get("seconds")) for r, b in pairs
+                     if _num(r.get("seconds")) and _num(b.get("seconds"))]
                 if t:
                     ratio[a] = _geomean(t)
-            by_group = {g: _mean([_num(r["psnr"]) for r in mrows.values() if r["group"] == g]) for g in groups}
+            by_group = {g: _mean([_num(r.get("psnr")) for r in mrows.values() if r.get("group", "") == g]) for g in groups}
             stats.append(MethodStats(
                 name, kind, len(mrows), sum(1 for r in srows if r["method"] == name and r["status"] != "ok"),
                 _mean(vals("psnr")), _mean(vals("ssim")), _mean(vals("psnr_aligned")), gain, _median(vals("seconds")), ratio,
                 _mean(vals("kernel_similarity")), _mean(vals("psnr_border")), _mean(vals("psnr_interior")),
-                _median(vals("peak_mb")), by_group))
+                _median(vals("peak_mb")), _median(vals("delta_mb")), by_group))
         stats.sort(key=lambda s: (s.psnr is None, -(s.psnr or 0), s.method))
         out.append(SuiteSummary(
             suite, stats, len(cases), _mean(_num(r.get("psnr_input")) for r in cases.values()),
             _mean(_num(r.get("ssim_input")) for r in cases.values()), groups,
-            {g: _mean(_num(r.get("psnr_input")) for r in cases.values() if r["group"] == g) for g in groups},
+            {g: _mean(_num(r.get("psnr_input")) for r in cases.values() if r.get("group", "") == g) for g in groups},
             sorted({r.get("commit", "") for r in srows if r.get("commit")}), anchors))
     return out
 
@@ -194,7 +203,7 @@ def suite_tables_md(s: SuiteSummary) -> str:
         head += ["kernel sim"]
     if has_truth:
         head += ["PSNR border / interior"]
-    head += ["peak MB"]
+    head += ["peak MB (+call)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < 2 else "---:" for i in range(len(head))) + "|"]
     for m in s.methods:
         cells = [f"`{m.method}`", m.kind, str(m.n) + (f" ({m.errors} failed)" if m.errors else "")]
@@ -206,7 +215,7 @@ def suite_tables_md(s: SuiteSummary) -> str:
             cells += [_f(m.kernel_similarity, ".3f")]
         if has_truth:
             cells += [f"{_f(m.psnr_border, '.2f')} / {_f(m.psnr_interior, '.2f')}"]
-        cells += [_f(m.peak_mb, ".0f")]
+        cells += [f"{_f(m.peak_mb, '.0f')} (+{_f(m.delta_mb, '.0f')})"]
         lines.append("| " + " | ".join(cells) + " |")
     if has_truth:
         cells = ["*blurred input*", "", str(s.cases), _f(s.input_psnr, ".2f"), _f(s.input_ssim, ".3f")]
@@ -226,11 +235,12 @@ def suite_tables_md(s: SuiteSummary) -> str:
 
 
 LEGEND = (
-    "PSNR / SSIM: up to a translation (±2 px for non-blind methods, ±min(10, kernel half-size) px for blind ones; "
-    "12 px border ignored). ΔdB X: mean PSNR gain over the anchor X, paired on the same cases. "
+    "PSNR / SSIM: up to a translation (±2 whole px for non-blind methods, ±min(10, kernel half-size) px "
+    "with sub-pixel refinement for blind ones; 12 px border ignored). ΔdB X: mean PSNR gain over the anchor X, paired on the same cases. "
     "time ×X: geometric mean over the cases of (seconds / X's seconds); below 1 is faster. "
     "median s: wall time of the method call. PSNR border / interior: plain PSNR on the band of "
-    "width 10% of the shorter side along the edges / on the rest. peak MB: median peak RSS of the process during the call. "
+    "width 10% of the shorter side along the edges / on the rest. peak MB (+call): median peak RSS of the process during the call (and its "
+    "rise over the RSS before the call). "
     "Anchors: " + ", ".join(f"{ANCHOR_LABELS[a]} = `{a}`" for a in ANCHORS) + "."
 )
 
@@ -279,7 +289,7 @@ def _atomic_write(p: Path, text: str) -> None:
 # ------------------------------------------------------------------------------------------------
 _BEGIN = "<!-- bench:begin {} -->"
 _END = "<!-- bench:end {} -->"
-_SECTION = re.compile(r"<!-- bench:begin (\S+) -->\n(.*?)<!-- bench:end \1 -->\n?", re.S)
+_SECTION = re.compile(r"<!-- bench:begin (\S+) -->\n(.*?)<!-- bench:end \1 -->\n?", re.DOTALL)
 
 BENCHMARKS_HEADER = """# Benchmarks
 
@@ -438,6 +448,8 @@ def _kernel_montage(s: SuiteSummary, out: Path, saved: dict) -> str:
             f = out / saved[c] / ("kernel.npy" if name == "truth" else f"{name}_kernel.npy")
             if f.is_file():
                 ax.imshow(np.load(f), cmap="gray", interpolation="nearest")
+            else:
+                ax.text(0.5, 0.5, "none", ha="center", va="center", fontsize=7, transform=ax.transAxes)
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
@@ -537,15 +549,15 @@ def write_report(out, rows: list[dict], summaries: list[SuiteSummary], meta: Run
     out = Path(out)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>unblur bench</title><style>{_CSS}</style></head><body>",
              "<h1>unblur benchmark report</h1>",
-             f"<p>command: <code>{html.escape(meta.command)}</code><br>commit: <code>{html.escape(meta.commit)}</code>"
-             f"<br>date: {html.escape(meta.date)}<br>machine: {html.escape(_machine_md(meta))}</p>",
+             (f"<p>command: <code>{html.escape(meta.command)}</code><br>commit: <code>{html.escape(meta.commit)}</code>"
+              f"<br>date: {html.escape(meta.date)}<br>machine: {html.escape(_machine_md(meta))}</p>"),
              f"<p><small>{html.escape(LEGEND)}</small></p>"]
     for s in summaries:
         # saved images of this suite: case -> folder (relative to out), in the order of the rows
         saved = {}
         for r in rows:
             if r["suite"] == s.suite and r["case"] not in saved:
-                rel = case_dir(type("C", (), {"suite": r["suite"], "id": r["case"]})())
+                rel = case_dir(r["suite"], r["case"])
                 if (out / rel / "blurred.png").is_file():
                     saved[r["case"]] = rel
         parts.append(f"<h2>{html.escape(s.suite)}</h2>")

@@ -10,9 +10,9 @@ scores the result against the ground truth:
 column              meaning
 ==================  ==========================================================================
 psnr, ssim          up to a translation (:func:`unblur.metrics.align_to_reference`): a search of
-                    +/- min(10, kernel half-size) px for blind methods (10 when the kernel is
-                    unknown), +/- 2 px for non-blind ones; the central region without a 12 px
-                    border is compared, for every method alike
+                    +/- min(10, kernel half-size) px, refined below a pixel, for blind methods
+                    (10 when the kernel is unknown); +/- 2 whole pixels for non-blind ones; the
+                    central region without a 12 px border is compared, for every method alike
 shift_y, shift_x    the translation found
 psnr_aligned        plain PSNR of the whole image, no shift (non-blind results must line up)
 psnr_border         plain PSNR on the band of width 10 % of the shorter side along the edges
@@ -26,7 +26,7 @@ seconds, peak_mb    wall time and peak RSS of the method call; ``delta_mb`` = pe
 Rows are appended to ``results.csv`` as soon as they are computed (and flushed), so an interrupted
 run loses at most the cases in flight; a new run with the same ``--out`` skips every
 (suite, case, method) already present. A failing method gives a row with ``status`` starting
-with ``error:`` and the run goes on.
+with ``error:`` and the run goes on; the next run with the same ``--out`` retries it.
 """
 from __future__ import annotations
 
@@ -50,8 +50,18 @@ from unblur.bench.methods import METHODS, Method, get_method, load_plugins
 from unblur.bench.suites import Case, CaseData, get_suite
 from unblur.errors import UserError
 
-__all__ = ["COLUMNS", "RunResult", "plan", "run_bench", "read_results", "evaluate", "case_dir", "NONBLIND_MAX_SHIFT",
-           "BORDER", "BAND_FRACTION"]
+__all__ = [
+    "BAND_FRACTION",
+    "BORDER",
+    "COLUMNS",
+    "NONBLIND_MAX_SHIFT",
+    "RunResult",
+    "case_dir",
+    "evaluate",
+    "plan",
+    "read_results",
+    "run_bench",
+]
 
 #: Columns of ``results.csv``, in order.
 COLUMNS = [
@@ -100,7 +110,7 @@ class _ResultsWriter:
                 for r in existing:
                     w.writerow(r)
             os.replace(tmp, path)
-        self.file = open(path, "a", newline="")
+        self.file = open(path, "a", newline="")  # noqa: SIM115 - open for the whole run, closed by close()
         self.writer = csv.DictWriter(self.file, COLUMNS, extrasaction="ignore")
 
     def write(self, row: dict) -> None:
@@ -191,7 +201,7 @@ _WARM: set[str] = set()
 
 def _warm_up(method: Method, device: torch.device) -> None:
     """Call a method once on a tiny image so that lazy imports and caches are not timed."""
-    if method.name in _WARM:
+    if method.name in _WARM or not method.warmup:
         return
     _WARM.add(method.name)
     g = torch.Generator().manual_seed(0)
@@ -199,7 +209,7 @@ def _warm_up(method: Method, device: torch.device) -> None:
     k = torch.ones(5, 5, device=device) / 25
     try:
         method.run(y, None if method.blind else k)
-    except Exception:  # noqa: BLE001 - a failure shows up, with its message, on the real case
+    except Exception:  # noqa: BLE001, S110 - a failure shows up, with its message, on the real case
         pass
 
 
@@ -211,15 +221,20 @@ def _f(v) -> float:
 
 
 def _band_psnrs(x: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
+    """Plain PSNR on the border band (width :data:`BAND_FRACTION` of the shorter side) and inside it."""
     H, W = x.shape[-2:]
     b = max(1, round(BAND_FRACTION * min(H, W)))
-    inner = torch.zeros(H, W, dtype=torch.bool)
-    inner[b : H - b, b : W - b] = True
-    err = ((x.double() - ref.double()) ** 2).mean(dim=(0, 1))
-    def p(mask):
-        mse = float(err[mask].mean()) if mask.any() else float("nan")
-        return 10 * np.log10(1.0 / mse) if mse > 0 else float("inf")
-    return p(~inner), p(inner)
+    err = (x - ref).pow(2).reshape(-1, H, W).mean(dim=0)
+    total = float(err.sum())
+    inner = float(err[b : H - b, b : W - b].sum())
+    n_inner = max(0, H - 2 * b) * max(0, W - 2 * b)
+
+    def p(sse, n):
+        if n == 0:
+            return float("nan")
+        return 10 * np.log10(n / sse) if sse > 0 else float("inf")
+
+    return p(total - inner, H * W - n_inner), p(inner, n_inner)
 
 
 def evaluate(restored: torch.Tensor, data: CaseData, case: Case, method: Method, est_kernel=None) -> dict:
@@ -243,7 +258,8 @@ def evaluate(restored: torch.Tensor, data: CaseData, case: Case, method: Method,
         m = min(BLIND_MAX_SHIFT, case.kernel_size // 2) if case.kernel_size else BLIND_MAX_SHIFT
     else:
         m = NONBLIND_MAX_SHIFT
-    al = align_to_reference(x, ref, max_shift=m, border=BORDER)
+    # non-blind results should line up: integer search only (a sub-pixel one costs more)
+    al = align_to_reference(x, ref, max_shift=m, border=BORDER, subpixel=method.blind)
     row["psnr"] = _f(psnr(al.x, al.ref))
     row["ssim"] = _f(ssim(al.x, al.ref))
     row["shift_y"], row["shift_x"] = (float(s) for s in al.shift)
@@ -264,15 +280,15 @@ def _input_scores(data: CaseData) -> dict:
 # ------------------------------------------------------------------------------------------------
 # running cases
 # ------------------------------------------------------------------------------------------------
-def case_dir(case: Case) -> str:
+def case_dir(suite: str, case_id: str) -> str:
     """Folder (relative to the output folder) holding the saved images of a case."""
-    return "images/" + case.suite + "/" + case.id.replace("/", "__")
+    return "images/" + suite + "/" + case_id.replace("/", "__")
 
 
 def _save_case_inputs(out: Path, case: Case, data: CaseData) -> None:
     from unblur import io
 
-    d = out / case_dir(case)
+    d = out / case_dir(case.suite, case.id)
     d.mkdir(parents=True, exist_ok=True)
     io.write_image(d / "blurred.png", data.blurred, overwrite=True)
     if data.truth is not None:
@@ -286,9 +302,9 @@ def _save_case_inputs(out: Path, case: Case, data: CaseData) -> None:
 def _save_output(out: Path, case: Case, method: Method, restored: torch.Tensor, est) -> str:
     from unblur import io
 
-    d = out / case_dir(case)
+    d = out / case_dir(case.suite, case.id)
     d.mkdir(parents=True, exist_ok=True)
-    rel = f"{case_dir(case)}/{method.name}.png"
+    rel = f"{case_dir(case.suite, case.id)}/{method.name}.png"
     io.write_image(out / rel, restored, overwrite=True)
     if est is not None:
         from unblur._tensor import kernel_to_numpy
@@ -405,7 +421,7 @@ class RunResult:
 def _sample_indices(n: int, k: int) -> set[int]:
     if k <= 0 or n == 0:
         return set()
-    return {int(round(i)) for i in np.linspace(0, n - 1, min(k, n))}
+    return {round(i) for i in np.linspace(0, n - 1, min(k, n))}
 
 
 def plan(suites: list[str], methods: list[str] | None = None, data_root=None, limit: int | None = None):
@@ -477,6 +493,9 @@ def run_bench(suites: list[str], methods: list[str] | None, out, *, data_root=No
     out.mkdir(exist_ok=True)
     results = out / "results.csv"
     existing = read_results(results)
+    # finished rows are kept and skipped; failed ones of this plan are dropped and retried
+    planned = {(c.suite, c.id, m.name) for c, ms in work for m in ms}
+    existing = [r for r in existing if r["status"] == "ok" or (r["suite"], r["case"], r["method"]) not in planned]
     done_keys = {(r["suite"], r["case"], r["method"]) for r in existing}
 
     # which cases save their images: a spread sample per suite, every real photo
@@ -539,7 +558,7 @@ def _run_parallel(todo, jobs: int, out: Path, save: set, device: str, commit: st
             c, ms = futures[fut]
             try:
                 rows = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a crashed worker: record and go on
+            except Exception as exc:  # noqa: BLE001 - recorded in the results
                 rows = [{"suite": c.suite, "case": c.id, "group": c.group, "source": c.source, "method": m.name,
                          "kind": m.kind, "status": _error_text(exc), "commit": commit,
                          "finished": time.strftime("%Y-%m-%dT%H:%M:%S")} for m in ms]
