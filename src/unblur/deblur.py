@@ -1,0 +1,91 @@
+"""Blind deblurring: estimate the blur of a photo, then remove it.
+
+:func:`deblur` is the product's main entry point (the ``unblur deblur`` command calls it):
+
+1. the noise level is estimated (:func:`unblur.estimate.estimate_noise_level`) unless given;
+2. the method is chosen (``auto``): Polyblur's Gaussian blur estimate is cheap, and when it finds
+   a mild blur (major standard deviation at most :data:`MILD_SIGMA` px) Polyblur removes it;
+   otherwise the multi-scale MAP estimator (:mod:`unblur.estimate.map_kernel`) estimates the
+   kernel on the luminance;
+3. with a kernel from MAP estimation, every colour channel is deconvolved by the non-blind solver
+   (:func:`unblur.deconv.deconvolve`, boundary-aware ``valid`` model).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from unblur._tensor import from_bchw, kernel_to_numpy, to_bchw
+from unblur.errors import UserError
+
+__all__ = ["MILD_SIGMA", "DeblurResult", "deblur", "METHODS"]
+
+METHODS = ("auto", "map", "polyblur")
+#: ``auto`` uses Polyblur when the estimated Gaussian blur's major std is at most this (px).
+MILD_SIGMA = 1.5
+
+
+@dataclass
+class DeblurResult:
+    """What :func:`deblur` found: restored image, kernel, and how it got there."""
+
+    image: object
+    kernel: object
+    method: str
+    noise: float
+
+
+def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise: float | None = None,
+           prior: str = "l0", solver: str = "tv", device=None, **estimator) -> DeblurResult:
+    """Blind deblurring of one image (numpy ``(H, W[, C])`` or tensor ``(1, C, H, W)``).
+
+    Parameters
+    ----------
+    image : ndarray or torch.Tensor
+        The blurred photo, values in ``[0, 1]`` (integer arrays are scaled).
+    method : {"auto", "map", "polyblur"}
+        See the module docstring.
+    kernel_size : int, optional
+        Kernel support in pixels for MAP estimation (default: automatic, see
+        :func:`unblur.estimate.map_kernel.default_kernel_size`).
+    noise : float, optional
+        Noise std; estimated when omitted.
+    prior : {"l0", "dark"}
+        Latent prior of the MAP estimator.
+    solver : str
+        Non-blind solver for the final step (a name of :data:`unblur.deconv.METHODS`).
+    **estimator
+        Further :class:`~unblur.estimate.map_kernel.MapEstimator` settings.
+
+    Returns
+    -------
+    DeblurResult
+        ``image`` in the caller's type and layout, ``kernel`` as numpy ``(h, w)`` for numpy input
+        and a tensor otherwise.
+    """
+    from unblur.deconv import deconvolve
+    from unblur.estimate import estimate_noise_level, estimate_gaussian_blur, polyblur
+    from unblur.estimate.map_kernel import MapEstimator
+
+    if method not in METHODS:
+        raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    y, layout = to_bchw(image, device=device)
+    if y.shape[0] != 1:
+        raise UserError("deblur takes one image at a time")
+    if noise is None:
+        noise = float(estimate_noise_level(y))
+    with torch.no_grad():
+        if method == "auto":
+            est = estimate_gaussian_blur(y)
+            method = "polyblur" if est.sigma_major <= MILD_SIGMA else "map"
+        if method == "polyblur":
+            restored, kernel = polyblur(y)
+        else:
+            try:
+                kernel = MapEstimator(kernel_size=kernel_size, prior=prior, **estimator).estimate(y)
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+            restored = deconvolve(y, kernel.to(y.device), method=solver, noise=noise)
+    kernel = kernel_to_numpy(kernel) if layout.kind == "numpy" else kernel
+    return DeblurResult(from_bchw(restored, layout), kernel, method, noise)
