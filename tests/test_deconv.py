@@ -107,8 +107,6 @@ def test_valid_model_beats_circular_assumption_at_the_border(scene, motion_kerne
     y, truth = _blurred(scene, motion_kernel, sigma=0.005)
     out = deconvolve(y, motion_kernel, noise=0.005)
     # A solver that assumes a periodic scene: hyper-Laplacian on the circularly wrapped image.
-    from unblur.deconv.priors import HyperLaplacian as HL
-    from unblur.deconv.splitting import default_lambda
     Y = torch.fft.rfft2(y)
     K = torch.fft.rfft2(torch.roll(torch.nn.functional.pad(motion_kernel, (0, y.shape[-1] - 13, 0, y.shape[-2] - 13)), (-6, -6), (0, 1)))
     circ = torch.fft.irfft2(Y * K.conj() / (K.abs() ** 2 + 1e-3), s=y.shape[-2:])

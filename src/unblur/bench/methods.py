@@ -203,6 +203,18 @@ def _register_unblur() -> None:
                  description=f"unblur.deconv.deconvolve(method={solver!r}), true kernel, noise estimated")
     register("wiener-circular", _wiener_circular, blind=False,
              description="unblur Wiener assuming a periodic image (boundary='circular'): shows boundary ringing")
+    for name in ("auto", "map", "polyblur"):
+        register(f"deblur-{name}", functools.partial(_deblur, method=name), blind=True,
+                 description=f"unblur.deblur(method={name!r}): blind, kernel estimated, final solver tv")
+    register("deblur-map-dark", functools.partial(_deblur, method="map", prior="dark"), blind=True,
+             description="unblur.deblur(method='map', prior='dark'): MAP estimation with the dark channel term")
+
+
+def _deblur(blurred, method, **params):
+    from unblur.deblur import deblur
+
+    res = deblur(blurred, method=method, **params)
+    return res.image, res.kernel
 
 
 # ------------------------------------------------------------------------------------------------

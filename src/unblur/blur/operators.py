@@ -79,7 +79,7 @@ def _prepare(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         k = k[None, None]
     if k.ndim != 4:
         raise ValueError(f"a kernel has shape (h, w) or (B, C, h, w), got {tuple(k.shape)}")
-    for dim, (nk, nx) in enumerate(zip(k.shape[:2], x.shape[:2])):
+    for nk, nx in zip(k.shape[:2], x.shape[:2], strict=True):
         if nk not in (1, nx):
             raise ValueError(
                 f"kernel batch/channel shape {tuple(k.shape[:2])} does not broadcast against "

@@ -39,7 +39,7 @@ from unblur.errors import UserError
 __all__ = ["Degradation", "degrade", "average_frames", "generate_dataset", "aligned_crop"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Degradation:
     """Parameters of the camera model applied after blurring (see the module docstring).
 

@@ -56,10 +56,10 @@ def richardson_lucy(y: torch.Tensor, kernel, sigma: float = 0.0, iterations: int
     x = dom.initial(y).clamp_min(eps)
     n_obs = y[0].numel()
     x_prev = None
-    g_prev = None
+    g = g_prev = None  # the last two RL steps, for the extrapolation
     for it in range(iterations):
         # Biggs-Andrews extrapolation along the last step.
-        if accelerate and g_prev is not None and x_prev is not None:
+        if accelerate and g_prev is not None:
             num = (g * g_prev).sum(dim=(1, 2, 3), keepdim=True)
             den = (g_prev * g_prev).sum(dim=(1, 2, 3), keepdim=True).clamp_min(1e-20)
             alpha = (num / den).clamp(0, 0.9)
@@ -75,7 +75,7 @@ def richardson_lucy(y: torch.Tensor, kernel, sigma: float = 0.0, iterations: int
             mag = torch.sqrt(gx**2 + gy**2 + 1e-6)
             denom = (norm + tv * grad_adjoint(gx / mag, gy / mag)).clamp_min(eps)
         x_new = (z * update / denom).clamp_min(eps)
-        g_prev, g = (g if it > 0 else None), x_new - z
+        g_prev, g = g, x_new - z
         x_prev, x = x, x_new
         change = float((x - x_prev).norm() / x_prev.norm().clamp_min(eps))
         if callback is not None:

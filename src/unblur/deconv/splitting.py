@@ -24,8 +24,6 @@ with :math:`R = \nabla` (gradient priors) or :math:`R = I` (denoiser priors).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 

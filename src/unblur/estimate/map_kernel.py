@@ -128,21 +128,20 @@ class MapEstimator:
 
     kernel_size: int | None = None
     prior: str = "l0"
-    lambda_grad: float = 4e-3
+    lambda_grad: float = 5e-4
     lambda_dark: float = 4e-3
     lambda_decay: float = 1.1
     lambda_min: float = 1e-4
     dark_patch: int = 15
     iterations: int = 5
     scale_factor: float = math.sqrt(2)
-    gamma: float = 0.02
-    threshold: float = 20.0
+    gamma: float = 0.3
+    threshold: float = 8.0
     region: int = 512
     linear: bool = True
     saturation: float = 0.97
     beta_max: float = 1e5
     beta_rate: float = 2.0
-    debug: bool = False
 
     def __post_init__(self):
         if self.prior not in ("l0", "dark"):
@@ -186,7 +185,7 @@ class MapEstimator:
 
     def kernel_step(self, dom: ValidDomain, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor,
                     k: torch.Tensor, threshold: float, cg_iterations: int = 20) -> torch.Tensor:
-        """Gradient-domain least squares for the kernel on its support, then projection.
+        r"""Gradient-domain least squares for the kernel on its support, then projection.
 
         Solves :math:`(\nabla X^\top \nabla X + \gamma E\, I) k = \nabla X^\top \nabla u`
         restricted to the ``ks`` x ``ks`` support by conjugate gradients (warm-started from the
@@ -292,7 +291,7 @@ class MapEstimator:
 
 
 def edge_threshold(x: torch.Tensor, ks: int, r: float = 2.0) -> float:
-    """Gradient magnitude above which latent edges are used for kernel estimation.
+    r"""Gradient magnitude above which latent edges are used for kernel estimation.
 
     Following Cho & Lee ("Fast motion deblurring", SIGGRAPH Asia 2009), gradients are binned by
     orientation (4 bins of 45 degrees) and the threshold is the largest value that still keeps at

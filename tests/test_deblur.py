@@ -1,0 +1,101 @@
+"""Blind deblurring: kernel recovery, method choice, determinism, region selection, CLI."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from unblur import io
+from unblur.blur import conv2d
+from unblur.blur.kernels import camera_shake_kernel, gaussian_kernel
+from unblur.blur.synth import Degradation, degrade
+from unblur.cli import main
+from unblur.deblur import deblur
+from unblur.errors import UserError
+from unblur.estimate.map_kernel import MapEstimator, default_kernel_size, edge_threshold, select_region
+from unblur.metrics import kernel_similarity, psnr_shift_invariant
+
+
+@pytest.fixture(scope="module")
+def shake_case(data_root):
+    path = sorted((data_root / "natural" / "cbsd432").glob("*.jpg"))[125]
+    img = io.read_image(path).to_tensor()[..., :300, :300]
+    k = camera_shake_kernel(size=25, rng=202)
+    y, truth = degrade(img, k, Degradation(sigma=0.01, bits=8), generator=1)
+    return y, truth, k
+
+
+def test_blind_recovery_of_camera_shake(shake_case):
+    y, truth, k = shake_case
+    res = deblur(y, method="map", kernel_size=31)
+    assert res.kernel.shape == (31, 31) and abs(float(res.kernel.sum()) - 1) < 1e-5
+    assert float(res.kernel.min()) >= 0
+    assert kernel_similarity(res.kernel, k) > 0.8
+    assert psnr_shift_invariant(res.image, truth) > psnr_shift_invariant(y, truth) + 1.5
+
+
+def test_deterministic(shake_case):
+    y, _, _ = shake_case
+    a = MapEstimator(kernel_size=15, iterations=2).estimate(y[..., :160, :160])
+    b = MapEstimator(kernel_size=15, iterations=2).estimate(y[..., :160, :160])
+    torch.testing.assert_close(a, b)
+
+
+def test_polyblur_path_for_mild_blur(data_root):
+    img = io.read_image(data_root / "natural" / "kodak24" / "kodim05.png").to_tensor()[..., :200, :200]
+    y = conv2d(img, gaussian_kernel(1.2), mode="same")
+    res = deblur(y, method="auto", noise=0.0)
+    assert res.method == "polyblur"
+    assert psnr_shift_invariant(res.image, img) > psnr_shift_invariant(y, img) + 1
+
+
+def test_numpy_in_numpy_out():
+    rng = np.random.default_rng(0)
+    img = rng.random((90, 90)).astype(np.float32)
+    res = deblur(img, method="map", kernel_size=9, iterations=1)
+    assert isinstance(res.image, np.ndarray) and res.image.shape == img.shape
+    assert isinstance(res.kernel, np.ndarray) and res.kernel.shape == (9, 9)
+
+
+def test_errors():
+    with pytest.raises(UserError, match="unknown method"):
+        deblur(np.zeros((50, 50)), method="magic")
+    with pytest.raises(UserError, match="too small"):
+        deblur(np.zeros((30, 30)), method="map", kernel_size=31)
+
+
+def test_region_selection_finds_structure():
+    y = torch.full((1, 1, 900, 900), 0.5)
+    g = torch.Generator().manual_seed(0)
+    y[..., 600:800, 100:300] = torch.rand(1, 1, 200, 200, generator=g)  # the only texture
+    top, left = select_region(y, 256)
+    assert top <= 600 and top + 256 >= 800 and left <= 100 and left + 256 >= 300
+
+
+def test_kernel_size_rule_and_edge_threshold():
+    assert default_kernel_size((300, 400)) == 49 and default_kernel_size((100, 100)) == 25
+    assert default_kernel_size((4000, 6000)) == 77
+    x = torch.zeros(1, 1, 64, 64)
+    x[..., 32:, :] = 1
+    x[..., :, 32:] += 1
+    assert edge_threshold(x, 5) > 0
+
+
+def test_cli_deblur_file_and_folder(tmp_path, shake_case, capsys):
+    y, _, _ = shake_case
+    small = y[..., :120, :120]
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.png", "b.jpg"):
+        io.write_image(src / name, small)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["deblur", str(src / "a.png"), "-o", str(tmp_path / "a.png"), "--kernel-size", "15",
+                 "--method", "map", "--save-kernel", str(tmp_path / "k.png")]) == 0
+    assert (tmp_path / "a.png").is_file() and (tmp_path / "k.png").is_file()
+    assert "kernel" in capsys.readouterr().out
+    assert main(["deblur", str(src), "-o", str(out), "--kernel-size", "15", "--method", "map"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.jpg"]
+    assert main(["deblur", str(tmp_path / "missing.png")]) == 2
+    assert main(["deblur", str(src / "a.png"), "-o", str(tmp_path / "a.png")]) == 2  # output exists
+    Image.new("RGB", (8, 8)).save(tmp_path / "tiny.png")
+    assert main(["deblur", str(tmp_path / "tiny.png"), "--method", "map"]) == 2
