@@ -1,12 +1,10 @@
 """Tests for unblur.blur.noise."""
-import json
 
 import numpy as np
 import pytest
 import torch
 
 from unblur.blur.noise import (
-    NoiseModel,
     add_gaussian_noise,
     add_poisson_gaussian_noise,
     clip,
@@ -140,31 +138,3 @@ def test_jpeg_shape_range_and_fidelity(channels):
         jpeg_compress(base, 0)
 
 
-def test_noise_model_pipeline_and_dict():
-    x = flat(0.5, (1, 3, 64, 64))
-    m = NoiseModel(gaussian_sigma=0.02, photons=500.0, read_sigma=0.01, bits=8, jpeg_quality=95)
-    a, b = m(x, generator=1), m(x, generator=1)
-    assert torch.equal(a, b) and not torch.equal(a, m(x, generator=2))
-    assert a.shape == x.shape and float(a.min()) >= 0 and float(a.max()) <= 1
-    d = m.to_dict()
-    assert NoiseModel.from_dict(json.loads(json.dumps(d))) == m
-    with pytest.raises(UserError):
-        NoiseModel.from_dict({**d, "nope": 1})
-    # without clipping/quantisation the empirical std matches NoiseModel.std
-    m2 = NoiseModel(gaussian_sigma=0.02, photons=500.0, read_sigma=0.01, exposure=0.5, clip=False)
-    x2 = flat(0.4, (2, 1, 128, 128))
-    y2 = m2(x2, generator=3)
-    expected = float(m2.std(x2)[0, 0, 0, 0])
-    assert expected == pytest.approx(np.sqrt(0.4 / 250 + 0.02**2 + 0.0004), rel=1e-5)
-    assert abs(float((y2 - x2).double().std()) - expected) / expected < 0.03
-    assert abs(float(y2.double().mean()) - 0.4) < 1e-3
-    # saturation: gain pushes highlights to the clipping level
-    m3 = NoiseModel(gain=3.0, saturation=1.0)
-    assert float(m3(flat(0.6, (1, 1, 4, 4))).min()) == 1.0
-    # quantisation alone gives 8-bit codes
-    q = NoiseModel(gaussian_sigma=0.05, bits=8)(x, generator=0)
-    assert torch.allclose(q * 255, (q * 255).round(), atol=1e-4)
-    with pytest.raises(UserError):
-        NoiseModel(exposure=0.0)
-    with pytest.raises(UserError):
-        NoiseModel(photons=-3.0)

@@ -455,8 +455,8 @@ def camera_shake_kernel(
     prefix of the same motion.
 
     Boracchi & Foi keep :math:`\sum k_T = T` to model the light lost with a short exposure; here the
-    kernel sums to one and that trade-off belongs to the noise model
-    (:class:`unblur.blur.noise.NoiseModel` with ``exposure=T``).
+    kernel sums to one and that trade-off belongs to the camera model
+    (:class:`unblur.blur.synth.Degradation`: fewer photons, more relative noise).
 
     Parameters
     ----------

@@ -16,8 +16,8 @@ The camera model of Boracchi & Foi (2012) is, for a blurred image :math:`x = k *
 with :math:`\lambda` the number of photons collected at full scale (``photons``) and
 :math:`\sigma_r` the read noise, **expressed in image units** (fraction of full scale), so that
 :math:`\mathbb E[y] = x` and :math:`\mathrm{Var}[y] = x/\lambda + \sigma_r^2`
-(:func:`poisson_gaussian_std`). :class:`NoiseModel` chains it with clipping, quantisation and JPEG
-in camera order.
+(:func:`poisson_gaussian_std`). :class:`unblur.blur.synth.Degradation` chains these functions with
+blurring in linear light, clipping, quantisation and JPEG in camera order.
 
 References
 ----------
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -39,7 +38,6 @@ from PIL import Image
 from unblur.errors import UserError
 
 __all__ = [
-    "NoiseModel",
     "add_gaussian_noise",
     "add_poisson_gaussian_noise",
     "clip",
@@ -261,108 +259,3 @@ def clip(x: torch.Tensor, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
     """Clip values to ``[low, high]`` (the sensor's and file format's range)."""
     _check(x)
     return x.clamp(float(low), float(high))
-
-
-@dataclass
-class NoiseModel:
-    r"""A camera noise pipeline, applied in camera order.
-
-    For an input :math:`x` (the blurred image, image units):
-
-    1. exposure gain :math:`x \leftarrow g x` (``gain``; values above 1 brighten the scene),
-    2. photon shot noise and read noise (:func:`add_poisson_gaussian_noise`) with
-       :math:`\lambda T` photons and read noise :math:`\sigma_r / T`, where :math:`T` is
-       ``exposure`` (the Boracchi-Foi trade-off: an exposure fraction :math:`T` collects
-       :math:`T` times fewer photons, and the camera amplifies the signal by :math:`1/T`, hence
-       the read noise too), then additive white Gaussian noise of std ``gaussian_sigma``,
-    3. clipping to ``[0, saturation]`` (the sensor's full well, blown highlights) if ``clip``,
-    4. quantisation to ``bits`` bits,
-    5. JPEG compression at ``jpeg_quality``.
-
-    Attributes
-    ----------
-    gaussian_sigma : float
-        Signal-independent white Gaussian noise std, image units (0.01 = 1 %; the usual
-        :math:`\sigma` of deblurring benchmarks).
-    photons : float or None
-        Photons at full scale :math:`\lambda` (None: no shot noise).
-    read_sigma : float
-        Read-noise std of the Poisson-Gaussian model, image units at ``exposure = 1``. Both
-        Gaussian terms are independent, so their variances add; they are kept apart so that a
-        manifest says which model was meant.
-    exposure : float
-        Exposure fraction :math:`T \in (0, 1]` (pair it with
-        ``camera_shake_kernel(exposure=T)`` to reproduce Boracchi & Foi's blur/noise trade-off).
-    gain : float
-        Exposure gain applied before the noise.
-    saturation : float
-        Clipping level (full scale = 1).
-    clip : bool
-        Clip to ``[0, saturation]`` after the noise (forced when quantising or compressing).
-    bits : int or None
-        Quantisation depth (None or 0: keep floats).
-    jpeg_quality : int or None
-        JPEG quality (None: no compression).
-    """
-
-    gaussian_sigma: float = 0.0
-    photons: float | None = None
-    read_sigma: float = 0.0
-    exposure: float = 1.0
-    gain: float = 1.0
-    saturation: float = 1.0
-    clip: bool = True
-    bits: int | None = None
-    jpeg_quality: int | None = None
-
-    def __post_init__(self):
-        if not self.gaussian_sigma >= 0 or not self.read_sigma >= 0:
-            raise UserError("noise standard deviations must be >= 0")
-        if self.photons is not None and not self.photons > 0:
-            raise UserError(f"photons must be > 0, got {self.photons}")
-        if not 0 < self.exposure <= 1:
-            raise UserError(f"exposure must be in (0, 1], got {self.exposure}")
-        if not self.gain > 0 or not self.saturation > 0:
-            raise UserError("gain and saturation must be > 0")
-
-    def __call__(self, x: torch.Tensor, generator=None) -> torch.Tensor:
-        """Apply the pipeline to a ``(B, C, H, W)`` tensor (``generator``: None, int or
-        :class:`torch.Generator`)."""
-        _check(x)
-        g = make_generator(generator)
-        y = x * self.gain if self.gain != 1.0 else x
-        T = float(self.exposure)
-        if self.photons is not None:
-            y = add_poisson_gaussian_noise(y, self.photons * T, self.read_sigma / T, generator=g)
-        elif self.read_sigma > 0:
-            y = add_gaussian_noise(y, self.read_sigma / T, generator=g)
-        if self.gaussian_sigma > 0:
-            y = add_gaussian_noise(y, self.gaussian_sigma, generator=g)
-        if self.clip or self.bits or self.jpeg_quality:
-            y = y.clamp(0.0, float(self.saturation))
-        if self.bits:
-            y = quantize(y, self.bits)
-        if self.jpeg_quality:
-            y = jpeg_compress(y, self.jpeg_quality)
-        return y if y is not x else x.clone()
-
-    def std(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-pixel standard deviation of the noise before clipping/quantisation."""
-        _check(x)
-        T = float(self.exposure)
-        xs = x * self.gain
-        base = poisson_gaussian_std(xs, None if self.photons is None else self.photons * T, self.read_sigma / T)
-        return (base.to(torch.float64) ** 2 + self.gaussian_sigma**2).sqrt().to(x.dtype)
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable parameters (for manifests); :meth:`from_dict` inverts it."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> NoiseModel:
-        """Build from :meth:`to_dict` output (unknown keys are an error)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise UserError(f"unknown noise parameters: {', '.join(unknown)}")
-        return cls(**d)
