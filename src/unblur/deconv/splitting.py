@@ -31,10 +31,10 @@ from unblur.deconv._domain import ValidDomain, grad, grad_adjoint
 from unblur.deconv.priors import DenoiserPrior, HyperLaplacian, TotalVariation, tv_denoise
 
 
-def _solve(y, kernel, prior, lam, betas, rho=1.0, dual_prior=False, x0=None, callback=None):
+def _solve(y, kernel, prior, lam, betas, rho=1.0, dual_prior=False, callback=None):
     """Shared splitting loop; ``betas`` is the sequence of prior penalties, one per iteration."""
     dom = ValidDomain(y, kernel)
-    x = dom.initial(y) if x0 is None else x0
+    x = dom.initial(y)
     M, My, K, K2 = dom.mask, dom.My, dom.K, dom.K2
     on_grad = prior.acts_on == "gradient"
     R2 = dom.D2 if on_grad else 1.0
@@ -43,13 +43,9 @@ def _solve(y, kernel, prior, lam, betas, rho=1.0, dual_prior=False, x0=None, cal
     a = torch.zeros_like(Kx)
     g = torch.stack(grad(x)) if on_grad else None
     b = torch.zeros_like(g) if dual_prior else 0
-    beta_prev = betas[0]
     for it, beta in enumerate(betas):
-        if dual_prior and beta != beta_prev:  # scaled dual: rescale when the penalty changes
-            b = b * (beta_prev / beta)
-        beta_prev = beta
         # data step: u = argmin 1/2 |Mu - y|^2 + rho/2 |u - (Kx + a)|^2
-        u = (My + rho * (Kx + a)) / (M + rho) if rho > 0 else torch.where(M > 0, My, Kx)
+        u = (My + rho * (Kx + a)) / (M + rho)
         # prior step
         if on_grad:
             w = prior.prox(g + b, lam / beta)
@@ -58,13 +54,11 @@ def _solve(y, kernel, prior, lam, betas, rho=1.0, dual_prior=False, x0=None, cal
             w = prior.prox(x, lam / beta)
             prior_rhs = dom.fft(w)
         # x step (Fourier division)
-        r = max(rho, 1.0)
-        X = (r * K.conj() * dom.fft(u - a) + beta * prior_rhs) / (r * K2 + beta * R2)
+        X = (rho * K.conj() * dom.fft(u - a) + beta * prior_rhs) / (rho * K2 + beta * R2)
         x = dom.ifft(X)
         Kx = dom.ifft(K * X)
         # dual steps
-        if rho > 0:
-            a = a + Kx - u
+        a = a + Kx - u
         if on_grad:
             g = torch.stack(grad(x))
             if dual_prior:
