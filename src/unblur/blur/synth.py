@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from unblur import io
+from unblur._tensor import as_kernel
 from unblur.blur.kernels import KernelSampler, normalize_kernel
 from unblur.blur.noise import add_gaussian_noise, add_poisson_gaussian_noise, jpeg_compress, quantize
 from unblur.blur.operators import conv2d
@@ -91,6 +92,7 @@ def degrade(sharp: torch.Tensor, kernel, degradation: Degradation = Degradation(
     d = degradation
     if isinstance(generator, int):
         generator = torch.Generator().manual_seed(generator)
+    kernel = as_kernel(kernel, device=sharp.device, dtype=sharp.dtype)
     x = srgb_to_linear(sharp) if d.linear else sharp
     y = conv2d(x, kernel, mode=mode)
     if d.exposure != 1.0:
@@ -107,8 +109,7 @@ def degrade(sharp: torch.Tensor, kernel, degradation: Degradation = Degradation(
         y = quantize(y, d.bits)
     if d.jpeg_quality:
         y = jpeg_compress(y, d.jpeg_quality)
-    k = torch.as_tensor(np.asarray(kernel)) if not isinstance(kernel, torch.Tensor) else kernel
-    truth = aligned_crop(sharp, tuple(k.shape[-2:])) if mode == "valid" else sharp
+    truth = aligned_crop(sharp, tuple(kernel.shape[-2:])) if mode == "valid" else sharp
     return y, truth
 
 
@@ -126,12 +127,6 @@ def average_frames(frames: torch.Tensor, linear: bool = True) -> tuple[torch.Ten
         blurred = frames.mean(0, keepdim=True)
     mid = frames.shape[0] // 2
     return blurred, frames[mid : mid + 1]
-
-
-@dataclass
-class _Sample:
-    index: int
-    params: dict = field(default_factory=dict)
 
 
 def _parse_range(value, name: str) -> tuple[int, int]:

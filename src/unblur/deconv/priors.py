@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -114,8 +114,8 @@ def tv_denoise(y: torch.Tensor, sigma: float, iterations: int = 10) -> torch.Ten
     r"""Total-variation denoising by Chambolle's dual projection algorithm.
 
     Solves :math:`\min_x \tfrac12\|x - y\|^2 + \lambda\,\mathrm{TV}(x)` with
-    :math:`\lambda = \sigma^2 / \bar\sigma` scaled for natural images (A. Chambolle, "An algorithm
-    for total variation minimization and applications", JMIV 2004). Used as the default
+    :math:`\lambda = 0.9\,\sigma` (A. Chambolle, "An algorithm for total variation minimization
+    and applications", JMIV 2004), with a fixed number of dual iterations. Used as the default
     plug-and-play denoiser, so that the PnP solver works without a learned model.
     """
     lam = max(float(sigma), 1e-6) * 0.9

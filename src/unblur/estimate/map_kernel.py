@@ -18,8 +18,8 @@ coarse to fine over an image pyramid (Fergus et al. 2006; Cho & Lee 2009):
   whose local minima are zero (blur raises them); its half-quadratic step zeroes the pixels that are
   the minimum of their patch when they are dark enough;
 * the kernel step in the gradient domain, in closed form with FFTs, followed by clipping of
-  negative values, removal of taps below ``1/threshold`` of the maximum and of fragments not
-  connected to the main support, normalisation, and centring (by the centre of mass) between
+  negative values, removal of taps below ``1/threshold`` of the maximum and of connected fragments
+  holding less than a tenth of the mass, normalisation, and centring (by the centre of mass) between
   scales.
 
 The observation is a ``valid`` blur (:class:`unblur.deconv._domain.ValidDomain`); the data term is
@@ -61,7 +61,7 @@ def default_kernel_size(shape: tuple[int, int]) -> int:
     support, so starting larger than the blur costs time, not quality, while starting smaller
     cannot recover the blur.
     """
-    n = int(round(0.12 * max(shape)))
+    n = round(0.12 * max(shape))
     n = min(77, max(25, n))
     return n | 1
 
@@ -148,12 +148,15 @@ class MapEstimator:
             raise ValueError(f"prior must be 'l0' or 'dark', got {self.prior!r}")
 
     # ------------------------------------------------------------------------------------------
-    def latent(self, dom: ValidDomain, y: torch.Tensor, weight: torch.Tensor, lam: float, x0=None) -> torch.Tensor:
-        """L0-regularised latent image on the work grid (half-quadratic splitting)."""
+    def latent(self, dom: ValidDomain, y: torch.Tensor, weight: torch.Tensor, lam: float):
+        """L0-regularised latent image on the work grid (half-quadratic splitting).
+
+        Returns the latent image and its blur ``K x`` (which the kernel step reuses).
+        """
         K, K2, D2 = dom.K, dom.K2, dom.D2
         Wy = dom.embed(y * weight)
         Wm = dom.embed(weight)
-        x = dom.initial(y) if x0 is None else x0
+        x = dom.initial(y)
         Kx = dom.blur(x)
         beta = 2 * lam
         mu = 2 * self.lambda_dark
@@ -174,7 +177,7 @@ class MapEstimator:
             x = dom.ifft(X)
             Kx = dom.ifft(K * X)
             beta *= self.beta_rate
-        return x
+        return x, Kx
 
     def _dark_step(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """Half-quadratic step of the dark channel term: zero dark patch minima below ``sqrt(t)``."""
@@ -183,7 +186,7 @@ class MapEstimator:
         is_min = x <= local_min + 1e-6
         return torch.where(is_min & (x**2 < t), torch.zeros_like(x), x)
 
-    def kernel_step(self, dom: ValidDomain, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor,
+    def kernel_step(self, dom: ValidDomain, x: torch.Tensor, Kx: torch.Tensor, y: torch.Tensor, weight: torch.Tensor,
                     k: torch.Tensor, threshold: float, cg_iterations: int = 20) -> torch.Tensor:
         r"""Gradient-domain least squares for the kernel on its support, then projection.
 
@@ -195,7 +198,6 @@ class MapEstimator:
         :func:`edge_threshold`).
         """
         ks = k.shape[-1]
-        Kx = dom.blur(x)
         Wm = dom.embed(weight)
         u = Wm * dom.embed(y) + (1 - Wm) * Kx
         gx, gy = grad(x)
@@ -237,12 +239,12 @@ class MapEstimator:
             k[k.shape[0] // 2, k.shape[1] // 2] = 1
             return k
         k = torch.where(k < k.max() / self.threshold, torch.zeros_like(k), k)
-        k = _largest_component(k)
+        k = _drop_fragments(k)
         k = k / k.sum()
         return _crop_center(center_kernel(k), n)
 
     # ------------------------------------------------------------------------------------------
-    def estimate(self, y: torch.Tensor, progress=None) -> torch.Tensor:
+    def estimate(self, y: torch.Tensor) -> torch.Tensor:
         """Estimate the kernel of a ``valid``-blurred image ``y`` ``(1, C, H, W)`` in ``[0, 1]``."""
         ks = self.kernel_size or default_kernel_size(tuple(y.shape[-2:]))
         ks = int(ks) | 1
@@ -260,10 +262,9 @@ class MapEstimator:
         # pyramid: kernel sizes from ~3 px up to ks
         n_scales = max(1, int(math.floor(math.log(ks / 3.0) / math.log(self.scale_factor))) + 1)
         k = None
-        x = None
         for s in range(n_scales - 1, -1, -1):
             f = self.scale_factor**-s
-            ks_s = max(3, int(round(ks * f)) | 1)
+            ks_s = max(3, round(ks * f) | 1)
             if s == 0:
                 ks_s = ks
             ys = g if s == 0 else F.interpolate(g, scale_factor=f, mode="bilinear", antialias=True, align_corners=False)
@@ -279,14 +280,12 @@ class MapEstimator:
             threshold = None
             for _ in range(self.iterations):
                 dom = ValidDomain(ys, k)
-                x = self.latent(dom, ys, ws, lam)
+                x, Kx = self.latent(dom, ys, ws, lam)
                 if threshold is None:
                     threshold = edge_threshold(x, ks_s)
-                k = self.kernel_step(dom, x, ys, ws, k, threshold)
+                k = self.kernel_step(dom, x, Kx, ys, ws, k, threshold)
                 lam = max(lam / self.lambda_decay, self.lambda_min)
                 threshold /= self.lambda_decay
-            if progress is not None:
-                progress()
         return k
 
 
@@ -324,7 +323,7 @@ def _crop_center(k: torch.Tensor, ks: int) -> torch.Tensor:
     return out / out.sum().clamp_min(1e-12)
 
 
-def _largest_component(k: torch.Tensor, min_mass: float = 0.1) -> torch.Tensor:
+def _drop_fragments(k: torch.Tensor, min_mass: float = 0.1) -> torch.Tensor:
     """Drop connected fragments (8-connectivity) holding less than ``min_mass`` of the kernel."""
     arr = k.detach().cpu().numpy()
     labels, n = scipy.ndimage.label(arr > 0, structure=np.ones((3, 3)))
