@@ -11,7 +11,12 @@ from unblur.blur.synth import Degradation, degrade
 from unblur.cli import main
 from unblur.deblur import deblur
 from unblur.errors import UserError
-from unblur.estimate.map_kernel import MapEstimator, default_kernel_size, edge_threshold, select_region
+from unblur.estimate.map_kernel import (
+    MapEstimator,
+    default_kernel_size,
+    edge_threshold,
+    select_region,
+)
 from unblur.metrics import kernel_similarity, psnr_shift_invariant
 
 

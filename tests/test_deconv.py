@@ -30,7 +30,7 @@ def scene():
 def motion_kernel():
     k = torch.zeros(13, 13)
     for t in np.linspace(0, 1, 100):
-        k[int(round(4 + 5 * t * t)), int(round(2 + 9 * t))] += 1
+        k[round(4 + 5 * t * t), round(2 + 9 * t)] += 1
     return k / k.sum()
 
 
@@ -135,7 +135,7 @@ def test_numpy_and_torch_in_out(scene, motion_kernel):
 
 
 def test_parameters_override_defaults(scene, motion_kernel):
-    y, truth = _blurred(scene, motion_kernel, sigma=0.01)
+    y, _truth = _blurred(scene, motion_kernel, sigma=0.01)
     a = deconvolve(y, motion_kernel, noise=0.01)
     b = deconvolve(y, motion_kernel, noise=0.01, lam=0.05)
     assert not torch.allclose(a, b)

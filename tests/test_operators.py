@@ -101,7 +101,7 @@ def test_gradcheck():
     x = _rand(1, 1, 10, 10).requires_grad_()
     k = _rand(3, 3, seed=1).requires_grad_()
     for mode in MODES:
-        assert torch.autograd.gradcheck(lambda a, b: conv2d(a, b, mode=mode, method="fft"), (x, k))
+        assert torch.autograd.gradcheck(lambda a, b, mode=mode: conv2d(a, b, mode=mode, method="fft"), (x, k))
 
 
 def test_numpy_wrapper_and_module():

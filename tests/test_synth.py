@@ -70,7 +70,7 @@ def _tree(path):
 
 def test_dataset_is_deterministic_and_consistent(tmp_path, data_root):
     src = data_root / "natural" / "cbsd68"
-    kw = dict(count=3, size=64, kernel_size=(11, 21), seed=7)
+    kw = {"count": 3, "size": 64, "kernel_size": (11, 21), "seed": 7}
     m1 = generate_dataset(src, tmp_path / "a", **kw)
     generate_dataset(src, tmp_path / "b", **kw)
     assert _tree(tmp_path / "a") == _tree(tmp_path / "b")  # byte-identical

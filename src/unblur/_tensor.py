@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["ImageLayout", "to_bchw", "from_bchw", "as_kernel", "kernel_to_numpy"]
+__all__ = ["ImageLayout", "as_kernel", "from_bchw", "kernel_to_numpy", "to_bchw"]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import torch
 from unblur._tensor import from_bchw, kernel_to_numpy, to_bchw
 from unblur.errors import UserError
 
-__all__ = ["MILD_SIGMA", "DeblurResult", "deblur", "METHODS"]
+__all__ = ["METHODS", "MILD_SIGMA", "DeblurResult", "deblur"]
 
 METHODS = ("auto", "map", "polyblur")
 #: ``auto`` uses Polyblur when the estimated Gaussian blur's major std is at most this (px).
@@ -65,7 +65,7 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
         and a tensor otherwise.
     """
     from unblur.deconv import deconvolve
-    from unblur.estimate import estimate_noise_level, estimate_gaussian_blur, polyblur
+    from unblur.estimate import estimate_gaussian_blur, estimate_noise_level, polyblur
     from unblur.estimate.map_kernel import MapEstimator
 
     if method not in METHODS:

@@ -32,12 +32,17 @@ import torch
 from unblur import io
 from unblur._tensor import as_kernel
 from unblur.blur.kernels import KernelSampler, normalize_kernel
-from unblur.blur.noise import add_gaussian_noise, add_poisson_gaussian_noise, jpeg_compress, quantize
+from unblur.blur.noise import (
+    add_gaussian_noise,
+    add_poisson_gaussian_noise,
+    jpeg_compress,
+    quantize,
+)
 from unblur.blur.operators import conv2d
 from unblur.color import linear_to_srgb, srgb_to_linear
 from unblur.errors import UserError
 
-__all__ = ["Degradation", "degrade", "average_frames", "generate_dataset", "aligned_crop"]
+__all__ = ["Degradation", "aligned_crop", "average_frames", "degrade", "generate_dataset"]
 
 
 @dataclass(frozen=True)

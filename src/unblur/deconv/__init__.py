@@ -30,8 +30,17 @@ from unblur.deconv.splitting import default_lambda, hyperlaplacian, plug_and_pla
 from unblur.deconv.wiener import wiener
 from unblur.errors import UserError
 
-__all__ = ["METHODS", "deconvolve", "check_kernel", "default_lambda", "hyperlaplacian", "plug_and_play",
-           "richardson_lucy", "total_variation", "wiener"]
+__all__ = [
+    "METHODS",
+    "check_kernel",
+    "deconvolve",
+    "default_lambda",
+    "hyperlaplacian",
+    "plug_and_play",
+    "richardson_lucy",
+    "total_variation",
+    "wiener",
+]
 
 
 def _rl_tv(y, kernel, sigma, tv=None, **params):

@@ -41,7 +41,7 @@ from unblur.blur.kernels import center_kernel, resize_kernel
 from unblur.color import srgb_to_linear
 from unblur.deconv._domain import ValidDomain, grad, grad_adjoint
 
-__all__ = ["MapEstimator", "estimate_kernel", "default_kernel_size", "select_region", "luminance"]
+__all__ = ["MapEstimator", "default_kernel_size", "estimate_kernel", "luminance", "select_region"]
 
 
 def luminance(x: torch.Tensor) -> torch.Tensor:
@@ -260,7 +260,7 @@ class MapEstimator:
         # mask saturated pixels and the neighbourhood their blur reaches
         weight = 1 - F.max_pool2d(sat, ks | 1, stride=1, padding=ks // 2)
         # pyramid: kernel sizes from ~3 px up to ks
-        n_scales = max(1, int(math.floor(math.log(ks / 3.0) / math.log(self.scale_factor))) + 1)
+        n_scales = max(1, math.floor(math.log(ks / 3.0) / math.log(self.scale_factor)) + 1)
         k = None
         for s in range(n_scales - 1, -1, -1):
             f = self.scale_factor**-s
@@ -301,7 +301,7 @@ def edge_threshold(x: torch.Tensor, ks: int, r: float = 2.0) -> float:
     mag = torch.sqrt(gx**2 + gy**2).flatten()
     ang = torch.remainder(torch.atan2(gy, gx).flatten(), math.pi)
     bins = torch.clamp((ang / (math.pi / 4)).round().long() % 4, 0, 3)
-    need = int(math.ceil(r * ks))
+    need = math.ceil(r * ks)
     t = float("inf")
     for b in range(4):
         m = mag[bins == b]
