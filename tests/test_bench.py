@@ -106,11 +106,32 @@ def test_anchors_restore_a_blurred_image():
     k = camera_shake_kernel(9, rng=1)
     y, truth = degrade(img, k, Degradation(sigma=0.005), generator=0)
     before = float(((y - truth) ** 2).mean())
-    for name in bm.ANCHORS:
+    for name in (a for a in bm.ANCHORS if bm.METHODS[a].task == "deblur"):
         x, est = bm.METHODS[name].run(y, k)
         assert x.shape == y.shape and est is None and torch.isfinite(x).all()
         if name != "skimage-unsupervised-wiener":  # it over-sharpens small images: no claim
             assert float(((x - truth) ** 2).mean()) < before, name
+
+
+def test_denoisers_run_on_the_denoise_suite_only(data_root):
+    from unblur.bench.suites import get_suite
+
+    cases = get_suite("denoise", data_root)
+    assert len(cases) == 136 and all(c.task == "denoise" and not c.has_kernel for c in cases)
+    assert cases[0].load().blurred.shape == cases[0].load().truth.shape
+    for name in ("denoise", "denoise-estimated", "bm3d"):
+        assert bm.METHODS[name].applies_to(cases[0])
+    assert not bm.METHODS["tv"].applies_to(cases[0]) and not bm.METHODS["deblur-map"].applies_to(cases[0])
+    shake = get_suite("shake-synth", data_root)[0]
+    assert not bm.METHODS["denoise"].applies_to(shake)
+
+
+def test_bm3d_anchor_denoises():
+    pytest.importorskip("bm3d")
+    clean = torch.from_numpy(skimage.data.camera()[200:264, 200:264].astype(np.float32) / 255)[None, None]
+    noisy = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    x, est = bm.METHODS["bm3d"].run(noisy, None, 0.1)
+    assert est is None and float(((x - clean) ** 2).mean()) < 0.3 * float(((noisy - clean) ** 2).mean())
 
 
 def test_register_decorator_for_blind_methods(monkeypatch):

@@ -6,6 +6,7 @@ Every subcommand parses its arguments, calls library functions and reports. User
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -141,6 +142,26 @@ def cmd_deconv(args) -> int:
     return 0
 
 
+def cmd_denoise(args) -> int:
+    from unblur import io
+    from unblur.denoise import denoise
+    from unblur.estimate import estimate_noise_level
+
+    if args.sigma is not None and not 0 <= args.sigma <= 1:
+        raise UserError("--sigma is a std in image units, between 0 and 1 (e.g. 0.1 for 25.5/255)")
+    img = io.read_image(args.input)
+    x = img.to_tensor().to(args.device)
+    t0 = time.perf_counter()
+    sigma = float(estimate_noise_level(x[:1])) if args.sigma is None else args.sigma
+    restored = denoise(x, sigma)
+    seconds = time.perf_counter() - t0
+    out = args.output or _default_output(args.input, "denoised")
+    path = io.write_image(out, restored.cpu(), like=img, overwrite=args.overwrite, inputs=(args.input,))
+    how = "given" if args.sigma is not None else "estimated"
+    print(f"wrote {path} (sigma {sigma * 255:.1f}/255 {how}, {seconds:.2f} s)")
+    return 0
+
+
 def _deblur_one(args, src: Path, out: Path, kernel_out: Path | None, inputs) -> str:
     import torch
 
@@ -151,7 +172,7 @@ def _deblur_one(args, src: Path, out: Path, kernel_out: Path | None, inputs) -> 
     img = io.read_image(src)
     t0 = time.perf_counter()
     res = deblur(img.to_tensor().to(args.device), method=args.method, kernel_size=args.kernel_size,
-                 noise=args.noise, prior=args.prior)
+                 noise=args.noise, prior=args.prior, quality=args.quality)
     seconds = time.perf_counter() - t0
     path = io.write_image(out, res.image.cpu(), like=img, overwrite=args.overwrite, inputs=inputs)
     k = res.kernel.detach().cpu().double()
@@ -197,6 +218,27 @@ def cmd_deblur(args) -> int:
 
 
 # ------------------------------------------------------------------------------------------------
+
+
+def cmd_train_denoiser(args) -> int:
+    """Train the denoiser prior; the final weights can replace the shipped ones."""
+    from unblur.train import PROFILES, TrainConfig, train_denoiser
+
+    config = PROFILES[args.profile]
+    if args.config:
+        config = TrainConfig.from_file(args.config, base=config)
+    if args.steps is not None:
+        config = dataclasses.replace(config, steps=args.steps)
+    if args.seed is not None:
+        config = dataclasses.replace(config, seed=args.seed)
+    command = "unblur " + " ".join(sys.argv[1:]) if argv_is_cli() else None
+    path = train_denoiser(args.out, config, data_root=args.data, device=args.device, command=command)
+    print(f"weights: {path}")
+    return 0
+
+
+def argv_is_cli() -> bool:
+    return Path(sys.argv[0]).name in ("unblur", "__main__.py")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -254,11 +296,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: Polyblur for mild blur, MAP kernel estimation otherwise (default)")
     p.add_argument("--kernel-size", type=int, default=None, help="kernel support in pixels (default: automatic)")
     p.add_argument("--prior", choices=("l0", "dark"), default="l0", help="latent prior of the MAP estimator")
+    p.add_argument("--quality", choices=("fast", "high"), default="fast",
+                   help="final deconvolution: fast = total variation, high = plug-and-play with the learned denoiser (slower)")
     p.add_argument("--save-kernel", default=None, metavar="K.png", help="write the estimated kernel (.png viewable, .npy exact)")
     p.add_argument("--noise", type=float, default=None, help="noise std in [0, 1] units (default: estimated)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_deblur)
+
+    p = sub.add_parser("train", help="train a model that ships with unblur")
+    train_sub = p.add_subparsers(dest="model", metavar="MODEL", parser_class=_Parser, required=True)
+    p = train_sub.add_parser("denoiser", help="the noise-conditioned denoiser used by plug-and-play restoration")
+    p.add_argument("--out", required=True, help="output folder (checkpoint.pt, train.log, denoiser.pt); resumes if it holds a checkpoint")
+    p.add_argument("--profile", choices=("cpu", "gpu"), default="cpu", help="cpu: about an hour on 2 cores; gpu: the long run")
+    p.add_argument("--config", default=None, help="JSON or TOML file overriding profile fields")
+    p.add_argument("--steps", type=int, default=None, help="override the number of steps")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--data", default=None, help="reference data folder (default ../shared/data)")
+    p.set_defaults(func=cmd_train_denoiser)
+
+    p = sub.add_parser("denoise", help="remove Gaussian noise with the shipped learned denoiser")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", default=None, help="output image (default: INPUT_denoised.EXT next to the input)")
+    p.add_argument("--sigma", type=float, default=None, help="noise std in [0, 1] units (default: estimated)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_denoise)
 
     from unblur.bench.cli import add_bench_parser
 

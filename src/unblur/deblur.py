@@ -8,7 +8,8 @@
    otherwise the multi-scale MAP estimator (:mod:`unblur.estimate.map_kernel`) estimates the
    kernel on the luminance;
 3. with a kernel from MAP estimation, every colour channel is deconvolved by the non-blind solver
-   (:func:`unblur.deconv.deconvolve`, boundary-aware ``valid`` model).
+   (:func:`unblur.deconv.deconvolve`, boundary-aware ``valid`` model): total variation by default,
+   plug-and-play with the learned denoiser at ``quality="high"``.
 """
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ import torch
 from unblur._tensor import from_bchw, kernel_to_numpy, to_bchw
 from unblur.errors import UserError
 
-__all__ = ["METHODS", "MILD_SIGMA", "DeblurResult", "deblur"]
+__all__ = ["METHODS", "MILD_SIGMA", "QUALITY", "DeblurResult", "deblur"]
 
 METHODS = ("auto", "map", "polyblur")
+#: Final non-blind solver of each ``quality`` setting.
+QUALITY = {"fast": "tv", "high": "pnp"}
 #: ``auto`` uses Polyblur when the estimated Gaussian blur's major std is at most this (px).
 MILD_SIGMA = 1.5
 
@@ -37,7 +40,8 @@ class DeblurResult:
 
 
 def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise: float | None = None,
-           prior: str = "l0", solver: str = "tv", device=None, **estimator) -> DeblurResult:
+           prior: str = "l0", quality: str = "fast", solver: str | None = None, device=None,
+           **estimator) -> DeblurResult:
     """Blind deblurring of one image (numpy ``(H, W[, C])`` or tensor ``(1, C, H, W)``).
 
     Parameters
@@ -53,8 +57,12 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
         Noise std; estimated when omitted.
     prior : {"l0", "dark"}
         Latent prior of the MAP estimator.
-    solver : str
-        Non-blind solver for the final step (a name of :data:`unblur.deconv.METHODS`).
+    quality : {"fast", "high"}
+        Final non-blind step: ``fast`` is total variation (``tv``), ``high`` plug-and-play with the
+        shipped learned denoiser (``pnp``, several times slower).
+    solver : str, optional
+        Non-blind solver for the final step (a name of :data:`unblur.deconv.METHODS`); overrides
+        ``quality``.
     **estimator
         Further :class:`~unblur.estimate.map_kernel.MapEstimator` settings.
 
@@ -70,6 +78,9 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
 
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if quality not in QUALITY:
+        raise UserError(f"unknown quality {quality!r}; choose one of {', '.join(QUALITY)}")
+    solver = QUALITY[quality] if solver is None else solver
     y, layout = to_bchw(image, device=device)
     if y.shape[0] != 1:
         raise UserError("deblur takes one image at a time")

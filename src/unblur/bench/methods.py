@@ -64,6 +64,9 @@ class Method:
         True for peer implementations that other methods are compared with.
     description : str
         One line for ``unblur bench --list`` and the report.
+    task : {"deblur", "denoise"}
+        Denoisers run on the ``denoise`` suite only and receive ``(noisy, sigma)``, the true noise
+        std, as in the published protocol.
     warmup : bool
         Call the method once on a tiny image before timing it in a process (so that lazy imports
         and one-off initialisations are not counted in its ``seconds``).
@@ -76,6 +79,7 @@ class Method:
     anchor: bool = False
     description: str = ""
     warmup: bool = True
+    task: str = "deblur"
 
     @property
     def kind(self) -> str:
@@ -84,14 +88,18 @@ class Method:
 
     def applies_to(self, case) -> bool:
         """Whether the method can run on ``case`` (non-blind methods need the true kernel)."""
-        return self.blind or case.has_kernel
+        if self.task != case.task:
+            return False
+        return self.task == "denoise" or self.blind or case.has_kernel
 
-    def run(self, blurred: torch.Tensor, kernel: torch.Tensor | None = None):
+    def run(self, blurred: torch.Tensor, kernel: torch.Tensor | None = None, sigma: float | None = None):
         """Call the method; returns ``(restored (1, C, H, W) tensor, estimated kernel or None)``."""
         from unblur._tensor import to_bchw
 
         with torch.no_grad():
-            if self.blind:
+            if self.task == "denoise":
+                out = self.fn(blurred, sigma, **self.params)
+            elif self.blind:
                 out = self.fn(blurred, **self.params)
             else:
                 if kernel is None:
@@ -110,14 +118,14 @@ class Method:
 METHODS: dict[str, Method] = {}
 
 #: Names of the anchor methods (peers from PyPI).
-ANCHORS: tuple[str, ...] = ("skimage-wiener", "skimage-unsupervised-wiener", "skimage-rl")
+ANCHORS: tuple[str, ...] = ("skimage-wiener", "skimage-unsupervised-wiener", "skimage-rl", "bm3d")
 
 #: Modules imported by :func:`load_plugins` to register more methods (e.g. blind estimators).
 PLUGIN_MODULES: list[str] = []
 
 
 def register(name: str, fn: Callable | None = None, *, blind: bool, params: dict | None = None, anchor: bool = False,
-             description: str = "", warmup: bool = True, replace: bool = False):
+             description: str = "", warmup: bool = True, replace: bool = False, task: str = "deblur"):
     """Register a method (directly, or as a decorator when ``fn`` is omitted).
 
     Parameters
@@ -138,6 +146,8 @@ def register(name: str, fn: Callable | None = None, *, blind: bool, params: dict
         Run it once on a tiny image before the timed calls (see :class:`Method`).
     replace : bool
         Allow replacing an existing registration (otherwise a duplicate name is an error).
+    task : {"deblur", "denoise"}
+        See :class:`Method`; denoisers are called ``fn(noisy, sigma, **params)``.
 
     Returns
     -------
@@ -147,7 +157,7 @@ def register(name: str, fn: Callable | None = None, *, blind: bool, params: dict
     def add(f):
         if name in METHODS and not replace:
             raise ValueError(f"benchmark method {name!r} is already registered")
-        m = Method(name, bool(blind), f, dict(params or {}), bool(anchor), description, bool(warmup))
+        m = Method(name, bool(blind), f, dict(params or {}), bool(anchor), description, bool(warmup), task)
         METHODS[name] = m
         return m
 
@@ -206,8 +216,20 @@ def _register_unblur() -> None:
     for name in ("auto", "map", "polyblur"):
         register(f"deblur-{name}", functools.partial(_deblur, method=name), blind=True,
                  description=f"unblur.deblur(method={name!r}): blind, kernel estimated, final solver tv")
+    register("deblur-high", functools.partial(_deblur, method="auto", quality="high"), blind=True,
+             description="unblur.deblur(method='auto', quality='high'): final solver pnp with the learned denoiser")
+    register("denoise", _denoise, blind=False, task="denoise",
+             description="unblur.denoise with the shipped learned denoiser, given the true sigma")
+    register("denoise-estimated", functools.partial(_denoise, estimate=True), blind=True, task="denoise",
+             description="unblur.denoise with sigma estimated from the image")
     register("deblur-map-dark", functools.partial(_deblur, method="map", prior="dark"), blind=True,
              description="unblur.deblur(method='map', prior='dark'): MAP estimation with the dark channel term")
+
+
+def _denoise(noisy, sigma, estimate: bool = False):
+    from unblur.denoise import denoise
+
+    return denoise(noisy, None if estimate else sigma)
 
 
 def _deblur(blurred, method, **params):
@@ -253,6 +275,20 @@ def _skimage_rl(blurred, kernel, num_iter: int = 30):
     return _per_channel_padded(blurred, kernel, lambda a, k: richardson_lucy(a, k, num_iter=num_iter))
 
 
+def _bm3d(noisy, sigma):
+    try:
+        import bm3d
+    except ImportError as exc:
+        raise RuntimeError("the bm3d anchor needs the bm3d package (pip install bm3d)") from exc
+    z = noisy.detach().to("cpu", torch.float64).numpy()[0]
+    if z.shape[0] == 3:
+        out = bm3d.bm3d_rgb(np.moveaxis(z, 0, -1), sigma)
+        out = np.moveaxis(out, -1, 0)
+    else:
+        out = np.stack([bm3d.bm3d(c, sigma) for c in z])
+    return torch.from_numpy(np.clip(out, 0, 1)).float()[None]
+
+
 def _register_anchors() -> None:
     register("skimage-wiener", _skimage_wiener, blind=False, anchor=True, params={"balance": 0.01},
              description="skimage.restoration.wiener, true kernel, edge padding")
@@ -260,6 +296,8 @@ def _register_anchors() -> None:
              description="skimage.restoration.unsupervised_wiener, true kernel, edge padding")
     register("skimage-rl", _skimage_rl, blind=False, anchor=True, params={"num_iter": 30},
              description="skimage.restoration.richardson_lucy (30 iterations), true kernel, edge padding")
+    register("bm3d", _bm3d, blind=False, anchor=True, task="denoise",
+             description="BM3D / CBM3D (bm3d package from PyPI), given the true sigma")
 
 
 _register_unblur()

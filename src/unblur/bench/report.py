@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 #: Short labels of the anchors in table headers.
-ANCHOR_LABELS = {"skimage-wiener": "sk-wiener", "skimage-unsupervised-wiener": "sk-uwiener", "skimage-rl": "sk-rl"}
+ANCHOR_LABELS = {"skimage-wiener": "sk-wiener", "skimage-unsupervised-wiener": "sk-uwiener", "skimage-rl": "sk-rl", "bm3d": "bm3d"}
 
 
 @dataclass

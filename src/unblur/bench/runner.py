@@ -12,7 +12,8 @@ column              meaning
 psnr, ssim          up to a translation (:func:`unblur.metrics.align_to_reference`): a search of
                     +/- min(10, kernel half-size) px, refined below a pixel, for blind methods
                     (10 when the kernel is unknown); +/- 2 whole pixels for non-blind ones; the
-                    central region without a 12 px border is compared, for every method alike
+                    central region without a 12 px border is compared, for every method alike;
+                    denoisers (``denoise`` suite): the whole image, no shift (published protocol)
 shift_y, shift_x    the translation found
 psnr_aligned        plain PSNR of the whole image, no shift (non-blind results must line up)
 psnr_border         plain PSNR on the band of width 10 % of the shorter side along the edges
@@ -178,7 +179,7 @@ def _peak_kb(reset_ok: bool) -> int:
     return r // 1024 if sys.platform == "darwin" else r
 
 
-def _measured(method: Method, blurred: torch.Tensor, kernel: torch.Tensor | None):
+def _measured(method: Method, blurred: torch.Tensor, kernel: torch.Tensor | None, sigma: float | None = None):
     """Run ``method`` once: ``(restored, kernel estimate, seconds, peak_mb, delta_mb, gpu_mb)``."""
     cuda = blurred.is_cuda
     if cuda:
@@ -187,7 +188,7 @@ def _measured(method: Method, blurred: torch.Tensor, kernel: torch.Tensor | None
     before = _status_kb("VmRSS") or 0
     reset_ok = _reset_peak()
     t0 = time.perf_counter()
-    restored, est = method.run(blurred, kernel)
+    restored, est = method.run(blurred, kernel, sigma)
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
@@ -208,7 +209,7 @@ def _warm_up(method: Method, device: torch.device) -> None:
     y = torch.rand(1, 3, 48, 48, generator=g).to(device)
     k = torch.ones(5, 5, device=device) / 25
     try:
-        method.run(y, None if method.blind else k)
+        method.run(y, None if method.blind else k, 0.1)
     except Exception:  # noqa: BLE001, S110 - a failure shows up, with its message, on the real case
         pass
 
@@ -254,6 +255,10 @@ def evaluate(restored: torch.Tensor, data: CaseData, case: Case, method: Method,
     if tuple(restored.shape) != tuple(truth.shape):
         raise ValueError(f"the result is {tuple(restored.shape)}, the ground truth {tuple(truth.shape)}")
     x, ref = restored[0].double(), truth[0].double()
+    if method.task == "denoise":  # the published protocol: whole image, no alignment
+        row["psnr"] = row["psnr_aligned"] = _f(psnr(x, ref))
+        row["ssim"] = _f(ssim(x, ref))
+        return row
     if method.blind:
         m = min(BLIND_MAX_SHIFT, case.kernel_size // 2) if case.kernel_size else BLIND_MAX_SHIFT
     else:
@@ -360,7 +365,7 @@ def run_case(case: Case, methods: list[Method], out: Path, *, save: bool, device
         row = {**base, "method": m.name, "kind": m.kind}
         try:
             _warm_up(m, device)
-            restored, est, seconds, peak, delta, gpu = _measured(m, blurred, None if m.blind else kernel)
+            restored, est, seconds, peak, delta, gpu = _measured(m, blurred, None if m.blind else kernel, case.sigma)
             row.update(seconds=seconds, peak_mb=peak, delta_mb=delta, gpu_mb=gpu)
             row.update(evaluate(restored, data, case, m, est))
             if save:

@@ -162,6 +162,11 @@ class Case:
     meta: dict = field(default_factory=dict)
 
     @property
+    def task(self) -> str:
+        """``"deblur"`` (the default) or ``"denoise"`` (inputs are noisy, not blurred)."""
+        return self.meta.get("task", "deblur")
+
+    @property
     def has_kernel(self) -> bool:
         """True when the true kernel is known (non-blind methods can run)."""
         return self.kernel_size is not None
@@ -277,6 +282,14 @@ def _build_synthetic(image: str, kernel: tuple, degradation: dict, seed: int, lo
     return CaseData(blurred.float().contiguous(), truth.float().contiguous(), k)
 
 
+def _build_noisy(image: str, sigma: float, seed: int) -> CaseData:
+    """A clean image plus unclipped white Gaussian noise of std ``sigma`` (the usual denoising protocol)."""
+    clean = _read(Path(image))
+    g = torch.Generator().manual_seed(seed)
+    noisy = clean + sigma * torch.randn(clean.shape, generator=g, dtype=torch.float64).float()
+    return CaseData(noisy.contiguous(), clean.contiguous(), None)
+
+
 def _build_pair(blurred: str, sharp: str) -> CaseData:
     return CaseData(_read(Path(blurred)), _read(Path(sharp)), None)
 
@@ -370,6 +383,27 @@ def _shake_synth(root: Path) -> list[Case]:
                 cases.append(Case(cid, "shake-synth", f"shake-{size}", f"natural/{folder}/{ip.name}", sigma, size, True,
                                   builder, {"seed": seed, "kernel": f"camera_shake_kernel(size={size}, rng={kseed})",
                                                 "degradation": deg, "boundary": "valid", "gray": folder.endswith("_gray")}))
+    return cases
+
+
+#: Test sets and noise levels of the ``denoise`` suite (sigma on the 0-255 scale).
+DENOISE_SETS = ("bsd68_gray", "cbsd68")
+DENOISE_SIGMAS = (25,)
+
+
+@register_suite("denoise", "BSD68 (gray) and CBSD68 (colour) with white Gaussian noise, sigma 25/255, unclipped: "
+                "denoisers given the true sigma", needs=tuple(f"natural/{d}" for d in DENOISE_SETS))
+def _denoise(root: Path) -> list[Case]:
+    cases = []
+    for folder in DENOISE_SETS:
+        paths = sorted(p for p in (root / "natural" / folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".tif", ".bmp"))
+        for sig in DENOISE_SIGMAS:
+            for p in paths:
+                cid = f"{folder}/{p.stem}/s{sig}"
+                seed = stable_seed("denoise", cid)
+                cases.append(Case(cid, "denoise", folder, f"natural/{folder}/{p.name}", sig / 255, None, True,
+                                  functools.partial(_build_noisy, str(p), sig / 255, seed),
+                                  {"seed": seed, "task": "denoise", "sigma255": sig}))
     return cases
 
 

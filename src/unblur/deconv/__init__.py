@@ -11,7 +11,9 @@ method                 solver
 ``wiener``             :func:`~unblur.deconv.wiener.wiener`
 ``rl``                 :func:`~unblur.deconv.richardson_lucy.richardson_lucy`
 ``rl-tv``              Richardson-Lucy with total variation
-``pnp``                :func:`~unblur.deconv.splitting.plug_and_play`
+``pnp``                :func:`~unblur.deconv.splitting.plug_and_play` with the shipped learned
+                       denoiser (:mod:`unblur.denoise`)
+``pnp-tv``             plug-and-play with total-variation denoising (no learned model)
 =====================  =====================================================================
 
 The default is total variation: on camera-shake blur of training images (``cbsd432``, 0.5-2 %
@@ -43,6 +45,10 @@ __all__ = [
 ]
 
 
+def _pnp_tv(y, kernel, sigma, **params):
+    return plug_and_play(y, kernel, sigma, denoiser="tv", **params)
+
+
 def _rl_tv(y, kernel, sigma, tv=None, **params):
     return richardson_lucy(y, kernel, sigma, tv=0.2 * max(sigma, 2e-3) if tv is None else tv, **params)
 
@@ -55,6 +61,7 @@ METHODS = {
     "rl": richardson_lucy,
     "rl-tv": _rl_tv,
     "pnp": plug_and_play,
+    "pnp-tv": _pnp_tv,
 }
 
 #: Images with more pixels than this are deconvolved in overlapping tiles (bounds memory).

@@ -83,7 +83,8 @@ def default_lambda(method: str, sigma: float) -> float:
 _LAMBDA_RULES = {
     "hyperlaplacian": (0.3, 1.25),
     "tv": (2.0, 1.6),
-    "pnp": (1.0, 2.0),
+    "pnp": (0.23, 2.0),
+    "pnp-tv": (1.0, 2.0),
 }
 
 
@@ -132,21 +133,34 @@ def total_variation(y: torch.Tensor, kernel, sigma: float, lam: float | None = N
     return _solve(y, kernel, TotalVariation(), lam, [beta] * iterations, dual_prior=True, callback=callback)
 
 
-def plug_and_play(y: torch.Tensor, kernel, sigma: float, denoiser=None, iterations: int = 8,
-                  sigma_start: float = 0.2, lam: float | None = None, callback=None) -> torch.Tensor:
-    r"""Plug-and-play half-quadratic splitting with any denoiser.
+def plug_and_play(y: torch.Tensor, kernel, sigma: float, denoiser="learned", iterations: int = 8,
+                  sigma_start: float = 49 / 255, lam: float | None = None, callback=None) -> torch.Tensor:
+    r"""Plug-and-play half-quadratic splitting with a denoiser as the prior step.
 
     With :math:`z = x`, the prior step is ``denoiser(x, s_t)``; the denoiser strength :math:`s_t`
     decreases geometrically from ``sigma_start`` to :math:`\max(\sigma, 0.005)` over
-    ``iterations`` steps, and the penalty is :math:`\beta_t = \lambda / s_t^2` (Zhang et al.,
-    "Plug-and-play image restoration with deep denoiser prior", TPAMI 2021).
+    ``iterations`` steps, and the penalty is :math:`\beta_t = \lambda / s_t^2`, so that the
+    x-step weighs the data term against :math:`\|x - z\|^2` as a MAP step at noise level
+    :math:`s_t` would (Zhang et al., "Plug-and-play image restoration with deep denoiser prior",
+    TPAMI 2021; 8 iterations from 49/255 is their deblurring schedule).
 
-    ``denoiser(x, s)`` takes a ``(B, C, H, W)`` tensor and a noise std; by default total
-    variation denoising (:func:`~unblur.deconv.priors.tv_denoise`) so the solver works with no
-    learned model.
+    ``denoiser`` is ``"learned"`` (the shipped network, :func:`unblur.denoise.learned_denoiser`),
+    ``"tv"`` (total variation denoising, :func:`~unblur.deconv.priors.tv_denoise`), or any
+    callable ``f(x, s)`` on ``(B, C, H, W)`` tensors. ``lam`` defaults to
+    :func:`default_lambda` with the rule of that denoiser (``"pnp"`` for the learned one,
+    ``"pnp-tv"`` for TV; a callable uses ``"pnp"``).
     """
-    lam = default_lambda("pnp", sigma) if lam is None else lam
+    if denoiser == "learned":
+        from unblur.denoise import learned_denoiser
+
+        denoiser, rule = learned_denoiser(y.device), "pnp"
+    elif denoiser == "tv":
+        denoiser, rule = tv_denoise, "pnp-tv"
+    elif callable(denoiser):
+        rule = "pnp"
+    else:
+        raise ValueError(f"denoiser must be 'learned', 'tv' or a callable, got {denoiser!r}")
+    lam = default_lambda(rule, sigma) if lam is None else lam
     sigmas = np.geomspace(max(sigma_start, sigma), max(sigma, 0.005), iterations)
     betas = [lam / s**2 for s in sigmas]
-    prior = DenoiserPrior(denoiser if denoiser is not None else tv_denoise)
-    return _solve(y, kernel, prior, lam, betas, callback=callback)
+    return _solve(y, kernel, DenoiserPrior(denoiser), lam, betas, callback=callback)

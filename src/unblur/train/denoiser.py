@@ -1,0 +1,290 @@
+"""Train the noise-level-conditioned denoiser of :mod:`unblur.models.denoiser`.
+
+Data: ``natural/cbsd432`` (colour) and ``natural/train400_gray`` (gray) of the reference data
+folder, never the test sets. The last ``val_images`` of cbsd432 (sorted by name) are held out for
+validation. Each training sample is a random ``patch`` x ``patch`` crop under one of the eight
+flips/rotations; a ``gray_fraction`` of samples are gray (a train400 image, or the luma of a colour
+one) replicated to three channels. Noise is white Gaussian with a standard deviation drawn
+uniformly in ``[0, sigma_max]`` per sample, unclipped. The loss is the mean absolute error; Adam
+with a linear warm-up and a cosine decay of the learning rate.
+
+Runs are deterministic for a given seed on a given machine and resume from ``checkpoint.pt`` in the
+output folder. Each run writes ``train.log`` (one JSON line per report) and, at the end,
+``denoiser.pt``: float16 inference weights with the training record, the file that ships in
+``unblur/models/weights``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from unblur.errors import UserError
+from unblur.metrics import psnr
+from unblur.models.denoiser import DenoiserConfig, DenoiserNet, save_weights
+
+_LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of a training run (every field can be set from a JSON/TOML config)."""
+
+    steps: int = 8000
+    batch: int = 16
+    patch: int = 96
+    lr: float = 5e-4
+    lr_min: float = 1e-5
+    warmup: int = 200
+    clip_grad: float = 1.0
+    sigma_max: float = 50 / 255
+    gray_fraction: float = 0.35
+    val_images: int = 8
+    val_sigma: float = 25 / 255
+    val_every: int = 1000
+    checkpoint_every: int = 250
+    seed: int = 0
+    channels: tuple[int, ...] = (32, 64, 128, 256)
+    blocks: int = 2
+
+    @classmethod
+    def from_file(cls, path, base: "TrainConfig | None" = None) -> "TrainConfig":
+        """Override ``base`` (default: the CPU profile) with the keys of a JSON or TOML file."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+            if path.suffix == ".toml":
+                import tomllib
+
+                values = tomllib.loads(text)
+            else:
+                values = json.loads(text)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read config {path}: {exc}") from exc
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise UserError(f"unknown config keys in {path}: {', '.join(sorted(unknown))}")
+        if "channels" in values:
+            values["channels"] = tuple(values["channels"])
+        return dataclasses.replace(base or cls(), **values)
+
+
+#: Named profiles: ``cpu`` finishes in about an hour on a 2-core machine; ``gpu`` is the long run.
+PROFILES = {
+    "cpu": TrainConfig(),
+    "gpu": TrainConfig(steps=200_000, batch=32, patch=128, lr=2e-4, lr_min=2e-6, val_every=5000, checkpoint_every=2000),
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# data
+# ------------------------------------------------------------------------------------------------
+def _load_folder(folder: Path, gray: bool) -> list[torch.Tensor]:
+    from unblur.io import list_images, read_image
+
+    files = list_images(folder)
+    if not files:
+        raise UserError(f"no training images in {folder}")
+    out = []
+    for f in files:
+        px = torch.from_numpy(np.ascontiguousarray(read_image(f).pixels)).permute(2, 0, 1)
+        px = px.mean(0, keepdim=True) if gray else (px if px.shape[0] == 3 else px[:1].expand(3, -1, -1))
+        out.append((px * 255 + 0.5).clamp(0, 255).to(torch.uint8).contiguous())
+    return out
+
+
+class PatchSampler:
+    """Random training patches from colour and gray image lists (uint8 ``(C, H, W)`` tensors)."""
+
+    def __init__(self, color: list[torch.Tensor], gray: list[torch.Tensor], config: TrainConfig):
+        self.color, self.gray, self.config = color, gray, config
+
+    def _crop(self, img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        p = self.config.patch
+        h, w = img.shape[-2:]
+        if h < p or w < p:
+            img = F.interpolate(img[None].float(), scale_factor=p / min(h, w) + 1e-3, mode="bilinear")[0]
+            h, w = img.shape[-2:]
+        i, j = rng.integers(0, h - p + 1), rng.integers(0, w - p + 1)
+        crop = img[:, i:i + p, j:j + p].float() / 255
+        k = int(rng.integers(0, 8))
+        crop = torch.rot90(crop, k % 4, dims=(1, 2))
+        return crop.flip(2) if k >= 4 else crop
+
+    def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """A ``(batch, 3, patch, patch)`` batch of clean patches in [0, 1] and its gray mask."""
+        out, gray = [], []
+        for _ in range(self.config.batch):
+            gray.append(rng.random() < self.config.gray_fraction)
+            if gray[-1]:
+                if self.gray and rng.random() < 0.5:
+                    crop = self._crop(self.gray[rng.integers(len(self.gray))], rng)
+                else:
+                    crop = (self._crop(self.color[rng.integers(len(self.color))], rng)[None] * _LUMA).sum(1)
+                out.append(crop.expand(3, -1, -1))
+            else:
+                out.append(self._crop(self.color[rng.integers(len(self.color))], rng))
+        return torch.stack(out), torch.tensor(gray)
+
+
+def add_noise(clean: torch.Tensor, sigma: torch.Tensor, gray: torch.Tensor, generator=None) -> torch.Tensor:
+    """White Gaussian noise of std ``sigma`` (per image); gray images get one noise field for all
+    three channels, as a gray photo replicated to RGB would."""
+    noise = torch.randn(clean.shape, generator=generator)
+    noise = torch.where(gray.view(-1, 1, 1, 1), noise[:, :1].expand_as(noise), noise)
+    return clean + sigma.view(-1, 1, 1, 1) * noise
+
+
+def load_training_data(data_root: Path, config: TrainConfig):
+    """(train sampler, validation batch of colour crops) from the reference data folder."""
+    color = _load_folder(data_root / "natural" / "cbsd432", gray=False)
+    gray_dir = data_root / "natural" / "train400_gray"
+    gray = _load_folder(gray_dir, gray=True) if gray_dir.is_dir() else []
+    if len(color) <= config.val_images:
+        raise UserError("not enough colour training images for the validation split")
+    val = [c.float() / 255 for c in color[-config.val_images:]] if config.val_images else []
+    color = color[:-config.val_images] if config.val_images else color
+    if val:  # central crops of a common size (at most 256 px)
+        size = min(256, *(min(v.shape[1:]) for v in val))
+        val = torch.stack([v[:, (v.shape[1] - size) // 2:][:, :size, (v.shape[2] - size) // 2:][:, :, :size] for v in val])
+    else:
+        val = None
+    return PatchSampler(color, gray, config), val
+
+
+# ------------------------------------------------------------------------------------------------
+# training loop
+# ------------------------------------------------------------------------------------------------
+def _lr(config: TrainConfig, step: int) -> float:
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    t = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return config.lr_min + 0.5 * (config.lr - config.lr_min) * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+@torch.no_grad()
+def validate(model: DenoiserNet, val: torch.Tensor, sigma: float, seed: int = 1234) -> dict:
+    """Mean PSNR on the held-out crops (colour, and gray from their luma) at noise ``sigma``."""
+    model.eval()
+    device = next(model.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    gray = (val * _LUMA).sum(1, keepdim=True).expand(-1, 3, -1, -1)
+    out = {}
+    for name, clean in (("color", val), ("gray", gray)):
+        n = len(clean)
+        noisy = add_noise(clean, torch.full((n,), sigma), torch.full((n,), name == "gray"), g)
+        den = torch.cat([model(noisy[i:i + 4].to(device), sigma).cpu() for i in range(0, len(noisy), 4)])
+        if name == "gray":
+            den = den.mean(1, keepdim=True).expand(-1, 3, -1, -1)
+        out[name] = float(psnr(den.clamp(0, 1), clean).mean())
+    model.train()
+    return out
+
+
+def train_denoiser(out_dir, config: TrainConfig = TrainConfig(), data_root=None, device="cpu",
+                   command: str | None = None, progress: bool = True) -> Path:
+    """Train (or resume) a denoiser into ``out_dir``; returns the path of the final ``denoiser.pt``."""
+    from unblur._runtime import console
+    from unblur.bench.suites import resolve_data_root
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device)
+    data_root = resolve_data_root(data_root)
+    sampler, val = load_training_data(data_root, config)
+
+    torch.manual_seed(config.seed)
+    model = DenoiserNet(DenoiserConfig(channels=config.channels, blocks=config.blocks)).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    rng = np.random.default_rng(config.seed)
+    noise_gen = torch.Generator().manual_seed(config.seed + 1)
+    step, elapsed, history = 0, 0.0, []
+
+    ckpt = out_dir / "checkpoint.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        saved, now = json.loads(state["config"]), json.loads(json.dumps(dataclasses.asdict(config)))
+        if {k: v for k, v in saved.items() if k != "steps"} != {k: v for k, v in now.items() if k != "steps"}:
+            raise UserError(f"{ckpt} was written with a different config (only --steps may change); use another --out")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = json.loads(state["rng"])
+        noise_gen.set_state(state["noise_gen"])
+        step, elapsed = int(state["step"]), float(state["elapsed"])
+        history = json.loads(state["history"])
+        console.print(f"resuming from step {step}")
+
+    def save_checkpoint():
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                    "elapsed": elapsed, "rng": json.dumps(rng.bit_generator.state),
+                    "noise_gen": noise_gen.get_state(), "history": json.dumps(history),
+                    "config": json.dumps(dataclasses.asdict(config))}, tmp)
+        os.replace(tmp, ckpt)
+
+    log = (out_dir / "train.log").open("a")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    show = progress and os.environ.get("UNBLUR_NO_PROGRESS") is None
+    columns = [TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    running, last_val = None, (history[-1]["val"] if history else None)
+    model.train()
+    with Progress(*columns, console=console, disable=not show) as bar:
+        task = bar.add_task("train", total=config.steps, completed=step, status="")
+        while step < config.steps:
+            t0 = time.perf_counter()
+            clean, gray = sampler.sample(rng)
+            sigma = torch.rand(clean.shape[0], generator=noise_gen) * config.sigma_max
+            noisy = add_noise(clean, sigma, gray, noise_gen)
+            for group in opt.param_groups:
+                group["lr"] = _lr(config, step)
+            loss = F.l1_loss(model(noisy.to(device), sigma.to(device)), clean.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+            opt.step()
+            step += 1
+            elapsed += time.perf_counter() - t0
+            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+            if step % config.val_every == 0 or step == config.steps:
+                last_val = validate(model, val, config.val_sigma) if val is not None else None
+                entry = {"step": step, "loss": running, "lr": _lr(config, step - 1), "val": last_val,
+                         "seconds": round(elapsed, 1)}
+                history.append(entry)
+                log.write(json.dumps(entry) + "\n")
+                log.flush()
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                save_checkpoint()
+            status = f"loss {running:.4f}"
+            if last_val:
+                status += f"  val {last_val['color']:.2f}/{last_val['gray']:.2f} dB"
+            bar.update(task, completed=step, status=status)
+    log.close()
+
+    info = {
+        "command": command or " ".join(sys.argv),
+        "data": ["natural/cbsd432 (minus the last %d, held out)" % config.val_images, "natural/train400_gray"],
+        "config": None,
+        "train_config": dataclasses.asdict(config),
+        "steps": step,
+        "train_seconds": round(elapsed, 1),
+        "device": str(device) if device.type != "cpu" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "torch": torch.__version__,
+        "validation": {"sigma": config.val_sigma, "psnr": last_val},
+        "history": history,
+    }
+    final = out_dir / "denoiser.pt"
+    save_weights(model, final, info)
+    return final

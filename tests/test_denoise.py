@@ -1,0 +1,206 @@
+"""Learned denoiser: network, training loop (on a tiny generated data folder), denoise API, PnP."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from unblur.cli import main
+from unblur.denoise import denoise, learned_denoiser
+from unblur.metrics import psnr
+from unblur.models.denoiser import DenoiserConfig, DenoiserNet, load_weights, weights_info
+from unblur.train import TrainConfig, train_denoiser
+
+TINY = DenoiserConfig(channels=(8, 16), blocks=1)
+
+
+def _smooth_image(seed: int, h: int = 64, w: int = 72, c: int = 3) -> torch.Tensor:
+    """A piecewise-smooth test image (blurred random shapes), deterministic."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.zeros(1, c, h, w)
+    for _ in range(12):
+        i, j = torch.randint(0, h - 8, (2,), generator=g)
+        hh, ww = torch.randint(6, 30, (2,), generator=g)
+        x[..., i:i + hh, j:j + ww] = torch.rand(c, 1, 1, generator=g)
+    return torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+
+
+# -- network ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(1, 3, 16, 16), (2, 3, 37, 53), (1, 3, 5, 9)])
+def test_network_any_size(shape):
+    net = DenoiserNet(TINY)
+    x = torch.rand(shape)
+    out = net(x, 0.1)
+    assert out.shape == x.shape and out.dtype == x.dtype
+
+
+def test_network_per_image_sigma_matches_scalar():
+    net = DenoiserNet(TINY).eval()
+    x = torch.rand(2, 3, 32, 32)
+    both = net(x, torch.tensor([0.05, 0.2]))
+    assert torch.allclose(both[0], net(x[:1], 0.05)[0], atol=1e-5)
+    assert torch.allclose(both[1], net(x[1:], 0.2)[0], atol=1e-5)
+
+
+def test_network_rejects_wrong_channels():
+    with pytest.raises(ValueError):
+        DenoiserNet(TINY)(torch.rand(1, 1, 16, 16), 0.1)
+
+
+def test_network_gradcheck():
+    net = DenoiserNet(TINY).double()
+    x = torch.rand(1, 3, 8, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: net(t, 0.1), (x,), eps=1e-6, atol=1e-4)
+
+
+def test_save_load_roundtrip(tmp_path):
+    from unblur.models.denoiser import save_weights
+
+    net = DenoiserNet(TINY).eval()
+    save_weights(net, tmp_path / "w.pt", {"note": "test"})
+    back = load_weights(tmp_path / "w.pt")
+    x = torch.rand(1, 3, 24, 24)
+    # weights are stored in float16
+    assert torch.allclose(back(x, 0.1), net(x, 0.1), atol=2e-3)
+    assert back.config == net.config
+
+
+# -- shipped weights --------------------------------------------------------------------------------
+def test_shipped_weights_regression():
+    """The shipped denoiser loads offline and denoises a fixed image to a known PSNR."""
+    info = weights_info()
+    assert info is not None and info["steps"] > 0 and "command" in info
+    clean = _smooth_image(0, 96, 96)
+    g = torch.Generator().manual_seed(1)
+    noisy = clean + (25 / 255) * torch.randn(clean.shape, generator=g)
+    out = denoise(noisy, 25 / 255)
+    gain = float(psnr(out, clean) - psnr(noisy.clamp(0, 1), clean))
+    assert gain > 8.0, gain
+
+
+def test_denoise_numpy_gray_and_estimated_sigma():
+    clean = _smooth_image(2, 80, 80, c=1)[0, 0].numpy()
+    rng = np.random.default_rng(0)
+    noisy = (clean + 0.05 * rng.standard_normal(clean.shape)).astype(np.float32)
+    out = denoise(noisy)
+    assert isinstance(out, np.ndarray) and out.shape == clean.shape
+    assert np.mean((out - clean) ** 2) < 0.25 * np.mean((noisy - clean) ** 2)
+
+
+def test_learned_denoiser_channels():
+    f = learned_denoiser()
+    for c in (1, 2, 3, 4):
+        x = torch.rand(1, c, 20, 24)
+        assert f(x, 0.05).shape == x.shape
+
+
+def test_denoise_tiles_match_whole():
+    clean = _smooth_image(3, 96, 120)
+    noisy = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    whole = denoise(noisy, 0.1)
+    tiled = denoise(noisy, 0.1, tile=80)
+    assert float(psnr(tiled, whole)) > 35
+
+
+def test_denoise_rejects_bad_sigma():
+    from unblur.errors import UserError
+
+    with pytest.raises(UserError):
+        denoise(torch.rand(1, 3, 16, 16), -0.1)
+
+
+# -- plug-and-play ----------------------------------------------------------------------------------
+def test_pnp_improves_over_blurred_and_tv_prior():
+    from unblur.blur.kernels import gaussian_kernel
+    from unblur.blur.operators import conv2d
+    from unblur.deconv import deconvolve
+
+    sharp = _smooth_image(4, 110, 110)
+    k = gaussian_kernel(1.6, size=9)
+    y = conv2d(sharp, k, mode="valid")
+    y = y + 0.01 * torch.randn(y.shape, generator=torch.Generator().manual_seed(0))
+    truth = sharp[..., 4:-4, 4:-4]
+    p_in = float(psnr(y.clamp(0, 1), truth))
+    p_pnp = float(psnr(deconvolve(y, k, method="pnp", noise=0.01), truth))
+    assert p_pnp > p_in + 3
+
+
+# -- training ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """A data folder laid out like ../shared/data with a few generated images."""
+    from unblur import io
+
+    root = tmp_path_factory.mktemp("data")
+    (root / "natural" / "cbsd432").mkdir(parents=True)
+    (root / "natural" / "train400_gray").mkdir(parents=True)
+    for i in range(5):
+        img = _smooth_image(10 + i, 64, 80)[0].permute(1, 2, 0).numpy()
+        io.write_image(root / "natural" / "cbsd432" / f"{i:03d}.png", img)
+    for i in range(2):
+        img = _smooth_image(20 + i, 60, 60, c=1)[0, 0].numpy()
+        io.write_image(root / "natural" / "train400_gray" / f"{i:03d}.png", img)
+    return root
+
+
+def _tiny_config(**kw):
+    base = dict(steps=6, batch=4, patch=32, val_images=1, val_every=3, checkpoint_every=3, warmup=2,
+                lr=2e-3, channels=(8, 16), blocks=1)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_training_is_deterministic_and_resumes(tiny_data, tmp_path):
+    cfg = _tiny_config()
+    a = load_weights(train_denoiser(tmp_path / "a", cfg, data_root=tiny_data, progress=False))
+    b = load_weights(train_denoiser(tmp_path / "b", cfg, data_root=tiny_data, progress=False))
+    # interrupted after 3 steps, then resumed to 6
+    train_denoiser(tmp_path / "c", _tiny_config(steps=3), data_root=tiny_data, progress=False)
+    c = load_weights(train_denoiser(tmp_path / "c", cfg, data_root=tiny_data, progress=False))
+    for (name, pa), pb, pc in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
+        assert torch.equal(pa, pb), name
+        assert torch.equal(pa, pc), name
+    log = [json.loads(line) for line in (tmp_path / "a" / "train.log").read_text().splitlines()]
+    assert [e["step"] for e in log] == [3, 6]
+
+
+def test_training_reduces_loss(tiny_data, tmp_path):
+    cfg = _tiny_config(steps=60, val_every=20, checkpoint_every=60, lr=3e-3)
+    path = train_denoiser(tmp_path / "run", cfg, data_root=tiny_data, progress=False)
+    info = json.loads(torch.load(path, weights_only=True)["info"])
+    hist = info["history"]
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    assert hist[-1]["val"]["color"] > hist[0]["val"]["color"]
+
+
+def test_resume_with_other_config_is_refused(tiny_data, tmp_path):
+    from unblur.errors import UserError
+
+    train_denoiser(tmp_path / "r", _tiny_config(steps=3), data_root=tiny_data, progress=False)
+    with pytest.raises(UserError):
+        train_denoiser(tmp_path / "r", _tiny_config(steps=3, lr=1e-4), data_root=tiny_data, progress=False)
+
+
+def test_config_file_overrides(tmp_path):
+    from unblur.errors import UserError
+
+    (tmp_path / "c.json").write_text(json.dumps({"steps": 5, "channels": [8, 16]}))
+    cfg = TrainConfig.from_file(tmp_path / "c.json")
+    assert cfg.steps == 5 and cfg.channels == (8, 16) and cfg.batch == TrainConfig().batch
+    (tmp_path / "bad.json").write_text(json.dumps({"stepz": 5}))
+    with pytest.raises(UserError):
+        TrainConfig.from_file(tmp_path / "bad.json")
+
+
+# -- command line -----------------------------------------------------------------------------------
+def test_cli_train_and_denoise(tiny_data, tmp_path, capsys):
+    (tmp_path / "cfg.json").write_text(json.dumps({"steps": 2, "batch": 2, "patch": 32, "val_images": 1,
+                                                   "channels": [8, 16], "blocks": 1}))
+    assert main(["train", "denoiser", "--out", str(tmp_path / "run"), "--config", str(tmp_path / "cfg.json"),
+                 "--data", str(tiny_data)]) == 0
+    assert (tmp_path / "run" / "denoiser.pt").is_file()
+    src = tiny_data / "natural" / "cbsd432" / "000.png"
+    assert main(["denoise", str(src), "-o", str(tmp_path / "out.png"), "--sigma", "0.05"]) == 0
+    assert (tmp_path / "out.png").is_file()
+    assert main(["denoise", str(src), "-o", str(tmp_path / "out.png"), "--sigma", "0.05"]) == 2  # exists
+    assert main(["denoise", str(src), "-o", str(tmp_path / "x.png"), "--sigma", "-1"]) == 2
+    assert main(["denoise", str(tmp_path / "missing.png")]) == 2
