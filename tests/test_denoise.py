@@ -154,8 +154,8 @@ def tiny_data(tmp_path_factory):
 
 
 def _tiny_config(**kw):
-    base = dict(steps=6, batch=4, patch=32, val_images=1, val_every=3, checkpoint_every=3, warmup=2,
-                lr=2e-3, channels=(8, 16), blocks=1)
+    base = {"steps": 6, "batch": 4, "patch": 32, "val_images": 1, "val_every": 3, "checkpoint_every": 3,
+            "warmup": 2, "lr": 2e-3, "channels": (8, 16), "blocks": 1}
     return TrainConfig(**{**base, **kw})
 
 

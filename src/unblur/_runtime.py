@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import sys
+from pathlib import Path
 
 import torch
 from rich.console import Console
@@ -45,13 +47,32 @@ def set_threads(n: int | None) -> None:
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int | None, enabled: bool = True):
-    """A rich progress bar with ETA on stderr; yields a function ``advance(n=1)``."""
+def progress_bar(description: str, total: int | None, enabled: bool = True, completed: int = 0, status: bool = False):
+    """A rich progress bar with ETA on stderr; yields ``advance(n=1, status=None)``.
+
+    ``completed`` starts the bar part-way (resumed work); with ``status=True`` the bar shows the
+    last ``status`` text passed to ``advance`` (e.g. a training loss).
+    """
     show = enabled and os.environ.get("UNBLUR_NO_PROGRESS") is None and sys.stderr is not None
     if not show:
-        yield lambda n=1: None
+        yield lambda n=1, status=None: None
         return
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
+    if status:
+        columns.append(TextColumn("{task.fields[status]}"))
+    columns += [TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=False) as prog:
-        task = prog.add_task(description, total=total)
-        yield lambda n=1: prog.advance(task, n)
+        task = prog.add_task(description, total=total, completed=completed, status="")
+
+        def advance(n=1, status=None):
+            prog.update(task, advance=n, **({"status": status} if status is not None else {}))
+
+        yield advance
+
+
+def typed_command() -> str | None:
+    """The command line as typed, when running from the ``unblur`` script (else None)."""
+    argv = sys.argv
+    if argv and Path(argv[0]).name in ("unblur", "__main__.py"):
+        return shlex.join(["unblur", *argv[1:]])
+    return None

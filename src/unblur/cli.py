@@ -231,14 +231,11 @@ def cmd_train_denoiser(args) -> int:
         config = dataclasses.replace(config, steps=args.steps)
     if args.seed is not None:
         config = dataclasses.replace(config, seed=args.seed)
-    command = "unblur " + " ".join(sys.argv[1:]) if argv_is_cli() else None
-    path = train_denoiser(args.out, config, data_root=args.data, device=args.device, command=command)
+    from unblur._runtime import typed_command
+
+    path = train_denoiser(args.out, config, data_root=args.data, device=args.device, command=typed_command())
     print(f"weights: {path}")
     return 0
-
-
-def argv_is_cli() -> bool:
-    return Path(sys.argv[0]).name in ("unblur", "__main__.py")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -52,9 +52,11 @@ def _listing() -> str:
 
 def _command_line(args) -> str:
     """The command as typed when run from the ``unblur`` script, else rebuilt from ``args``."""
-    argv = sys.argv
-    if argv and Path(argv[0]).name in ("unblur", "__main__.py") and "bench" in argv[1:]:
-        return shlex.join(["unblur", *argv[1:]])
+    from unblur._runtime import typed_command
+
+    typed = typed_command()
+    if typed is not None and "bench" in sys.argv[1:]:
+        return typed
     parts = ["unblur"]
     if getattr(args, "threads", None):
         parts += ["--threads", str(args.threads)]

@@ -394,9 +394,11 @@ DENOISE_SIGMAS = (25,)
 @register_suite("denoise", "BSD68 (gray) and CBSD68 (colour) with white Gaussian noise, sigma 25/255, unclipped: "
                 "denoisers given the true sigma", needs=tuple(f"natural/{d}" for d in DENOISE_SETS))
 def _denoise(root: Path) -> list[Case]:
+    from unblur import io
+
     cases = []
     for folder in DENOISE_SETS:
-        paths = sorted(p for p in (root / "natural" / folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".tif", ".bmp"))
+        paths = io.list_images(root / "natural" / folder)
         for sig in DENOISE_SIGMAS:
             for p in paths:
                 cid = f"{folder}/{p.stem}/s{sig}"

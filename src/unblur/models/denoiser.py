@@ -19,6 +19,7 @@ import json
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import resources
+from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -60,9 +61,9 @@ class DenoiserNet(nn.Module):
         ch, nb, u = config.channels, config.blocks, config.unshuffle
         self.head = nn.Conv2d(4 * u * u, ch[0], 3, padding=1, bias=False)
         self.encoders = nn.ModuleList(nn.Sequential(*[_ResBlock(c) for _ in range(nb)]) for c in ch[:-1])
-        self.downs = nn.ModuleList(nn.Conv2d(a, b, 2, stride=2, bias=False) for a, b in zip(ch[:-1], ch[1:]))
+        self.downs = nn.ModuleList(nn.Conv2d(a, b, 2, stride=2, bias=False) for a, b in pairwise(ch))
         self.middle = nn.Sequential(*[_ResBlock(ch[-1]) for _ in range(nb)])
-        self.ups = nn.ModuleList(nn.ConvTranspose2d(b, a, 2, stride=2, bias=False) for a, b in zip(ch[:-1], ch[1:]))
+        self.ups = nn.ModuleList(nn.ConvTranspose2d(b, a, 2, stride=2, bias=False) for a, b in pairwise(ch))
         self.decoders = nn.ModuleList(nn.Sequential(*[_ResBlock(c) for _ in range(nb)]) for c in ch[:-1])
         self.tail = nn.Conv2d(ch[0], 3 * u * u, 3, padding=1, bias=False)
 

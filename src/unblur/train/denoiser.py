@@ -58,7 +58,7 @@ class TrainConfig:
     blocks: int = 2
 
     @classmethod
-    def from_file(cls, path, base: "TrainConfig | None" = None) -> "TrainConfig":
+    def from_file(cls, path, base: TrainConfig | None = None) -> TrainConfig:
         """Override ``base`` (default: the CPU profile) with the keys of a JSON or TOML file."""
         path = Path(path)
         try:
@@ -195,7 +195,7 @@ def validate(model: DenoiserNet, val: torch.Tensor, sigma: float, seed: int = 12
 def train_denoiser(out_dir, config: TrainConfig = TrainConfig(), data_root=None, device="cpu",
                    command: str | None = None, progress: bool = True) -> Path:
     """Train (or resume) a denoiser into ``out_dir``; returns the path of the final ``denoiser.pt``."""
-    from unblur._runtime import console
+    from unblur._runtime import console, progress_bar
     from unblur.bench.suites import resolve_data_root
 
     out_dir = Path(out_dir)
@@ -234,15 +234,9 @@ def train_denoiser(out_dir, config: TrainConfig = TrainConfig(), data_root=None,
         os.replace(tmp, ckpt)
 
     log = (out_dir / "train.log").open("a")
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    show = progress and os.environ.get("UNBLUR_NO_PROGRESS") is None
-    columns = [TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
     running, last_val = None, (history[-1]["val"] if history else None)
     model.train()
-    with Progress(*columns, console=console, disable=not show) as bar:
-        task = bar.add_task("train", total=config.steps, completed=step, status="")
+    with progress_bar("training", config.steps, enabled=progress, completed=step, status=True) as advance:
         while step < config.steps:
             t0 = time.perf_counter()
             clean, gray = sampler.sample(rng)
@@ -270,13 +264,12 @@ def train_denoiser(out_dir, config: TrainConfig = TrainConfig(), data_root=None,
             status = f"loss {running:.4f}"
             if last_val:
                 status += f"  val {last_val['color']:.2f}/{last_val['gray']:.2f} dB"
-            bar.update(task, completed=step, status=status)
+            advance(1, status)
     log.close()
 
     info = {
         "command": command or " ".join(sys.argv),
-        "data": ["natural/cbsd432 (minus the last %d, held out)" % config.val_images, "natural/train400_gray"],
-        "config": None,
+        "data": [f"natural/cbsd432 (minus the last {config.val_images}, held out)", "natural/train400_gray"],
         "train_config": dataclasses.asdict(config),
         "steps": step,
         "train_seconds": round(elapsed, 1),
