@@ -1,4 +1,4 @@
-"""Blind deblurring: estimate the blur of a photo, then remove it.
+r"""Blind deblurring: estimate the blur of a photo, then remove it.
 
 :func:`deblur` is the product's main entry point (the ``unblur deblur`` command calls it):
 
@@ -9,7 +9,11 @@
    kernel on the luminance;
 3. with a kernel from MAP estimation, every colour channel is deconvolved by the non-blind solver
    (:func:`unblur.deconv.deconvolve`, boundary-aware ``valid`` model): total variation by default,
-   plug-and-play with the learned denoiser at ``quality="high"``.
+   plug-and-play with the learned denoiser at ``quality="high"``. The solver is told a noise
+   level :data:`BLIND_NOISE_SCALE` times the estimated one: the error of an estimated kernel
+   acts as extra noise (:math:`(\hat k - k) * x`), and a regularisation tuned for the true kernel
+   turns it into ringing. On the ``shake-synth`` cases this costs about 0.15 dB where the kernel
+   is good (similarity ~0.8) and gains about 1.5 dB where the estimate failed.
 """
 from __future__ import annotations
 
@@ -20,13 +24,15 @@ import torch
 from unblur._tensor import from_bchw, kernel_to_numpy, to_bchw
 from unblur.errors import UserError
 
-__all__ = ["METHODS", "MILD_SIGMA", "QUALITY", "DeblurResult", "deblur"]
+__all__ = ["BLIND_NOISE_SCALE", "METHODS", "MILD_SIGMA", "QUALITY", "DeblurResult", "deblur"]
 
 METHODS = ("auto", "map", "polyblur")
 #: Final non-blind solver of each ``quality`` setting.
 QUALITY = {"fast": "tv", "high": "pnp"}
 #: ``auto`` uses Polyblur when the estimated Gaussian blur's major std is at most this (px).
 MILD_SIGMA = 1.5
+#: The final non-blind step after MAP estimation assumes this multiple of the noise level.
+BLIND_NOISE_SCALE = 2.0
 
 
 @dataclass
@@ -97,6 +103,6 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
                 kernel = MapEstimator(kernel_size=kernel_size, prior=prior, **estimator).estimate(y)
             except ValueError as exc:
                 raise UserError(str(exc)) from None
-            restored = deconvolve(y, kernel.to(y.device), method=solver, noise=noise)
+            restored = deconvolve(y, kernel.to(y.device), method=solver, noise=BLIND_NOISE_SCALE * noise)
     kernel = kernel_to_numpy(kernel) if layout.kind == "numpy" else kernel
     return DeblurResult(from_bchw(restored, layout), kernel, method, noise)
