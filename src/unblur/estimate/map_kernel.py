@@ -17,10 +17,12 @@ coarse to fine over an image pyramid (Fergus et al. 2006; Cho & Lee 2009):
   ("Blind image deblurring using dark channel prior", CVPR 2016), which favours latent images
   whose local minima are zero (blur raises them); its half-quadratic step zeroes the pixels that are
   the minimum of their patch when they are dark enough;
-* the kernel step in the gradient domain, in closed form with FFTs, followed by clipping of
-  negative values, removal of taps below ``1/threshold`` of the maximum and of connected fragments
-  holding less than a tenth of the mass, normalisation, and centring (by the centre of mass) between
-  scales.
+* the kernel step in the gradient domain: least squares on the observed pixels only, by conjugate
+  gradients with FFT-based products, followed by clipping of negative values, removal of taps
+  below ``1/threshold`` of the maximum and of connected fragments holding less than a tenth of the
+  mass, normalisation, and centring (by the centre of mass) between scales;
+* a kernel support that starts at about 3 px on the coarsest scale and grows with the estimate
+  from scale to scale, up to the requested size.
 
 The observation is a ``valid`` blur (:class:`unblur.deconv._domain.ValidDomain`); the data term is
 masked to the observed pixels, and saturated pixels and their neighbourhood are masked out too
