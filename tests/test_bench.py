@@ -237,6 +237,11 @@ def test_resume_after_interruption(tiny):
     run_bench(["test-tiny"], ["test-count"], out, limit=2, progress=False)
     assert len(CALLS) == 2
     assert len(read_results(out / "results.csv")) == 5
+    # rerun recomputes the planned pairs only and keeps the other rows
+    CALLS.clear()
+    res = run_bench(["test-tiny"], ["test-count"], out, limit=1, progress=False, rerun=True)
+    assert len(CALLS) == 1 and res.computed == 1 and res.skipped == 0
+    assert len(read_results(out / "results.csv")) == 5
 
 
 def test_parallel_jobs_match_serial(tiny):

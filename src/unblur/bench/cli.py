@@ -28,6 +28,8 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N cases of each suite (smoke runs)")
     p.add_argument("--images", type=int, default=3, metavar="N", help="save inputs/outputs of N cases per suite for the report (default 3)")
     p.add_argument("--overwrite", action="store_true", help="discard the results already in --out instead of resuming")
+    p.add_argument("--rerun", action="store_true",
+                   help="recompute the rows of --methods already in --out (after a method changed); other rows are kept")
     p.add_argument("--benchmarks-md", default=None, metavar="PATH", help="also regenerate this BENCHMARKS.md from the run's summary")
     p.add_argument("--list", action="store_true", help="list the suites and methods and exit")
     p.set_defaults(func=cmd_bench)
@@ -107,7 +109,7 @@ def cmd_bench(args) -> int:
         (out / "results.csv").unlink()
     device = getattr(args, "device", None) or "cpu"
     result = run_bench(suites, methods, out, data_root=args.data, jobs=args.jobs, limit=args.limit,
-                       device=device, save_images=args.images)
+                       device=device, save_images=args.images, rerun=args.rerun)
     rows = [r for r in read_results(out / "results.csv") if r["suite"] in suites]
     threads = torch.get_num_threads() if args.jobs == 1 else f"{max(1, cpu_count() // args.jobs)} per job x {args.jobs} jobs"
     meta = RunMeta(_command_line(args), git_commit(), machine_info(str(device), threads), wall_seconds=result.seconds)

@@ -457,7 +457,8 @@ def plan(suites: list[str], methods: list[str] | None = None, data_root=None, li
 
 
 def run_bench(suites: list[str], methods: list[str] | None, out, *, data_root=None, jobs: int = 1,
-              limit: int | None = None, device="cpu", save_images: int = 3, progress: bool = True) -> RunResult:
+              limit: int | None = None, device="cpu", save_images: int = 3, progress: bool = True,
+              rerun: bool = False) -> RunResult:
     """Run suites x methods, appending to ``out/results.csv`` and resuming from it.
 
     Parameters
@@ -481,6 +482,9 @@ def run_bench(suites: list[str], methods: list[str] | None, out, *, data_root=No
         ``out/images/`` for the report; every case of the ``visual`` suite is saved.
     progress : bool
         Show a progress bar with ETA (on stderr).
+    rerun : bool
+        Recompute the planned (case, method) pairs even when ``results.csv`` has them (after a
+        method changed); rows of other methods and suites are kept.
 
     Returns
     -------
@@ -498,9 +502,11 @@ def run_bench(suites: list[str], methods: list[str] | None, out, *, data_root=No
     out.mkdir(exist_ok=True)
     results = out / "results.csv"
     existing = read_results(results)
-    # finished rows are kept and skipped; failed ones of this plan are dropped and retried
+    # finished rows are kept and skipped; failed ones of this plan (all of them with rerun) are
+    # dropped and computed again
     planned = {(c.suite, c.id, m.name) for c, ms in work for m in ms}
-    existing = [r for r in existing if r["status"] == "ok" or (r["suite"], r["case"], r["method"]) not in planned]
+    existing = [r for r in existing
+                if (r["suite"], r["case"], r["method"]) not in planned or (r["status"] == "ok" and not rerun)]
     done_keys = {(r["suite"], r["case"], r["method"]) for r in existing}
 
     # which cases save their images: a spread sample per suite, every real photo
