@@ -222,6 +222,7 @@ def cmd_deblur(args) -> int:
 
 def cmd_train_denoiser(args) -> int:
     """Train the denoiser prior; the final weights can replace the shipped ones."""
+    from unblur._runtime import typed_command
     from unblur.train import PROFILES, TrainConfig, train_denoiser
 
     config = PROFILES[args.profile]
@@ -231,8 +232,6 @@ def cmd_train_denoiser(args) -> int:
         config = dataclasses.replace(config, steps=args.steps)
     if args.seed is not None:
         config = dataclasses.replace(config, seed=args.seed)
-    from unblur._runtime import typed_command
-
     path = train_denoiser(args.out, config, data_root=args.data, device=args.device, command=typed_command())
     print(f"weights: {path}")
     return 0

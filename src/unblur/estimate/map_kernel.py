@@ -151,9 +151,7 @@ class MapEstimator:
 
     # ------------------------------------------------------------------------------------------
     def latent(self, dom: ValidDomain, y: torch.Tensor, weight: torch.Tensor, lam: float):
-        """L0-regularised latent image on the work grid (half-quadratic splitting).
-
-        """
+        """L0-regularised latent image on the work grid (half-quadratic splitting)."""
         K, K2, D2 = dom.K, dom.K2, dom.D2
         Wy = dom.embed(y * weight)
         Wm = dom.embed(weight)
@@ -203,25 +201,21 @@ class MapEstimator:
         """
         ks = k.shape[-1]
         H, W = dom.shape
-        m = dom.embed(weight)
-        mx, my = m * torch.roll(m, -1, -1), m * torch.roll(m, -1, -2)
-        gx, gy = grad(x)
-        ux, uy = grad(dom.embed(y))
-        GX, GY = dom.fft(gx)[0, 0], dom.fft(gy)[0, 0]
-        mx, my = mx[0, 0], my[0, 0]
+        m = dom.embed(weight)[0, 0]
+        mx, my = m * torch.roll(m, -1, -1), m * torch.roll(m, -1, -2)  # both pixels of a difference observed
+        gx, gy = grad(x[0, 0])
+        ux, uy = grad(dom.embed(y)[0, 0])
+        GX, GY = dom.fft(gx), dom.fft(gy)
 
         def correlate(rx, ry):
-            R = GX.conj() * torch.fft.rfft2(rx) + GY.conj() * torch.fft.rfft2(ry)
-            return torch.fft.irfft2(R, s=(H, W))[:ks, :ks]
+            return dom.ifft(GX.conj() * dom.fft(rx) + GY.conj() * dom.fft(ry))[:ks, :ks]
 
-        b = correlate(mx * ux[0, 0], my * uy[0, 0])
+        b = correlate(mx * ux, my * uy)
         lam = self.gamma * float((gx**2 + gy**2).sum())
 
         def A(p):
             P = torch.fft.rfft2(p, s=(H, W))
-            rx = mx * torch.fft.irfft2(GX * P, s=(H, W))
-            ry = my * torch.fft.irfft2(GY * P, s=(H, W))
-            return correlate(rx, ry) + lam * p
+            return correlate(mx * dom.ifft(GX * P), my * dom.ifft(GY * P)) + lam * p
 
         kk = k.clone()
         r = b - A(kk)
