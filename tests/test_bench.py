@@ -341,6 +341,11 @@ def test_benchmarks_md_keeps_other_suites(tmp_path):
     update_benchmarks_md(p, summarize(rows("lai-synth", 26.0)), meta)
     text = p.read_text()
     assert "26.00" in text and "25.50" not in text and "27.25" in text
+    # a run whose results lack a method the section lists must not erase that method's rows
+    fewer = [dict(r, method="other") for r in rows("lai-synth", 30.0)]
+    with pytest.raises(UserError, match="lists m,"):
+        update_benchmarks_md(p, summarize(fewer), meta)
+    assert p.read_text() == text
 
 
 @needs_data

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from unblur.bench.methods import ANCHORS
+from unblur.errors import UserError
 
 __all__ = [
     "MethodStats",
@@ -289,6 +290,7 @@ def _atomic_write(p: Path, text: str) -> None:
 # ------------------------------------------------------------------------------------------------
 _BEGIN = "<!-- bench:begin {} -->"
 _END = "<!-- bench:end {} -->"
+_SECTION_METHOD = re.compile(r"^\| `([^`]+)` \|", re.MULTILINE)
 _SECTION = re.compile(r"<!-- bench:begin (\S+) -->\n(.*?)<!-- bench:end \1 -->\n?", re.DOTALL)
 
 BENCHMARKS_HEADER = """# Benchmarks
@@ -308,7 +310,9 @@ def update_benchmarks_md(path, summaries: list[SuiteSummary], meta: RunMeta) -> 
     """Regenerate ``path`` (BENCHMARKS.md) with one section per suite of ``summaries``.
 
     Sections of suites not in ``summaries`` are kept as they were; sections are ordered as the
-    suite registry. The header says the file is generated.
+    suite registry. The header says the file is generated. A section is only replaced by a
+    summary that has every method it listed: a run whose results lack some (e.g. one written to a
+    fresh ``--out`` folder) raises :class:`~unblur.errors.UserError` and leaves the file unchanged.
     """
     from unblur.bench.suites import SUITES
 
@@ -318,6 +322,11 @@ def update_benchmarks_md(path, summaries: list[SuiteSummary], meta: RunMeta) -> 
         for m in _SECTION.finditer(p.read_text(encoding="utf-8")):
             sections[m.group(1)] = m.group(2)
     for s in summaries:
+        if s.suite in sections:
+            lost = sorted(set(_SECTION_METHOD.findall(sections[s.suite])) - {m.method for m in s.methods})
+            if lost:
+                raise UserError(f"{p}: the {s.suite} section lists {', '.join(lost)}, which this run's results lack; "
+                                f"run in the folder that holds those results (default bench-out/{s.suite})")
         desc = SUITES[s.suite].description if s.suite in SUITES else ""
         body = [f"## {s.suite}", ""]
         if desc:
