@@ -71,6 +71,15 @@ def test_starts_are_independent_estimates(shake_case):
     assert any(torch.equal(both, s) for s in singles)
 
 
+@pytest.mark.parametrize("p", [1, 3, 5, 15, 17])
+def test_min_filter_matches_pooling(p):
+    from unblur.estimate.map_kernel import _min_filter
+
+    x = torch.rand(2, 1, 37, 53, generator=torch.Generator().manual_seed(p))
+    ref = -torch.nn.functional.max_pool2d(-x, p, stride=1, padding=p // 2)
+    assert torch.equal(_min_filter(_min_filter(x, p, -1), p, -2), ref)
+
+
 def test_deterministic(shake_case):
     y, _, _ = shake_case
     a = MapEstimator(kernel_size=15, iterations=2).estimate(y[..., :160, :160])

@@ -198,7 +198,7 @@ class MapEstimator:
     def _dark_step(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """Half-quadratic step of the dark channel term: zero dark patch minima below ``sqrt(t)``."""
         p = self.dark_patch
-        local_min = -F.max_pool2d(-x, p, stride=1, padding=p // 2)
+        local_min = _min_filter(_min_filter(x, p, -1), p, -2)
         is_min = x <= local_min + 1e-6
         return torch.where(is_min & (x**2 < t), torch.zeros_like(x), x)
 
@@ -357,6 +357,23 @@ def select_kernel(y: torch.Tensor, kernels: list[torch.Tensor], noise: float | N
         noise = float(estimate_noise_level(y))
     scores = [normalized_sparsity(deconvolve(y, k.to(y.device), method="tv", noise=2 * noise)) for k in kernels]
     return int(np.argmin(scores))
+
+
+def _min_filter(x: torch.Tensor, p: int, dim: int) -> torch.Tensor:
+    """Minimum over a centred window of ``p`` (odd) samples along ``dim``, borders ignored.
+
+    Windows of 2, 4, 8, ... samples are built by taking the minimum of two shifted copies, and
+    the ``p`` window is the minimum of two overlapping power-of-two windows: about ``log2(p)``
+    elementwise operations instead of ``p`` (``max_pool2d`` with stride 1 is slow on CPU).
+    """
+    r = p // 2
+    pad = [r, r, 0, 0] if dim in (-1, x.dim() - 1) else [0, 0, r, r]
+    m = F.pad(x, pad, value=float("inf"))
+    n, w = x.shape[dim], 1
+    while 2 * w <= p:
+        m = torch.minimum(m.narrow(dim, 0, m.shape[dim] - w), m.narrow(dim, w, m.shape[dim] - w))
+        w *= 2
+    return torch.minimum(m.narrow(dim, 0, n), m.narrow(dim, p - w, n))
 
 
 def _initial_kernel(n: int, angle: float) -> torch.Tensor:
