@@ -119,8 +119,19 @@ def test_region_selection_finds_structure():
 
 
 def test_kernel_size_rule():
-    assert default_kernel_size((300, 400)) == 49 and default_kernel_size((100, 100)) == 25
+    assert default_kernel_size((300, 400)) == 61 and default_kernel_size((512, 512)) == 77 and default_kernel_size((100, 100)) == 25
     assert default_kernel_size((4000, 6000)) == 77
+
+
+def test_projection_keeps_the_heaviest_connected_fragment():
+    k = torch.zeros(21, 21)
+    k[10, 6:15] = 1.0  # the main stroke (mass 9)
+    k[2, 2] = k[2, 3] = 1.5  # a heavy but smaller fragment far away (mass 3)
+    k[18, 18] = -0.5  # negative taps are clipped
+    k[10, 15] = 0.05  # attached to the stroke, below max / threshold: removed
+    p = MapEstimator(threshold=8).project(k)
+    assert abs(float(p.sum()) - 1) < 1e-6 and float(p.min()) >= 0
+    assert torch.count_nonzero(p) == 9 and torch.allclose(p[10, 6:15], torch.full((9,), 1 / 9))
 
 
 def test_kernel_step_recovers_kernel_from_true_latent(shake_case):
