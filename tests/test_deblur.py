@@ -134,6 +134,13 @@ def test_projection_keeps_the_heaviest_connected_fragment():
     assert torch.count_nonzero(p) == 9 and torch.allclose(p[10, 6:15], torch.full((9,), 1 / 9))
 
 
+def test_solver_noise_has_a_floor():
+    from unblur.deblur import BLIND_NOISE_SCALE, NOISE_FLOOR, solver_noise
+
+    assert solver_noise(0.0) == BLIND_NOISE_SCALE * NOISE_FLOOR  # JPEG photos estimate ~0
+    assert solver_noise(0.02) == BLIND_NOISE_SCALE * 0.02
+
+
 def test_kernel_step_recovers_kernel_from_true_latent(shake_case):
     # Known answer: given the true sharp image, the kernel step is a least-squares fit on the
     # observed pixels only; it must find the kernel from any starting value (a delta here).
