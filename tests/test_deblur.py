@@ -31,17 +31,28 @@ def shake_case(data_root):
     return y, truth, k
 
 
+def _blind_case(path, rng):
+    img = io.read_image(path).to_tensor()[..., :300, :300]
+    k = camera_shake_kernel(size=25, rng=rng)
+    y, truth = degrade(img, k, Degradation(sigma=0.01, bits=8), generator=1)
+    return deblur(y, method="map", kernel_size=31), k, y, truth
+
+
 def test_blind_recovery_of_camera_shake(data_root):
     # Regression values (measured with two starts and selection by sharpness): kernel similarity
     # 0.63/0.85/0.75/0.84 (mean 0.77), PSNR gain over the blurred input 1.02/1.22/2.60/1.01 dB
-    # (mean 1.46); single cases vary a lot, so the test checks the mean and the worst case.
+    # (mean 1.46), with 2 threads (the float rounding of other thread counts can flip L0
+    # thresholding decisions and give other kernels, so the test pins them); single cases vary a
+    # lot, so the test checks the mean and the worst case.
     files = sorted((data_root / "natural" / "cbsd432").glob("*.jpg"))
     sims, gains = [], []
-    for idx, rng in [(125, 202), (40, 7), (300, 11), (210, 5)]:
-        img = io.read_image(files[idx]).to_tensor()[..., :300, :300]
-        k = camera_shake_kernel(size=25, rng=rng)
-        y, truth = degrade(img, k, Degradation(sigma=0.01, bits=8), generator=1)
-        res = deblur(y, method="map", kernel_size=31)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        results = [_blind_case(files[idx], rng) for idx, rng in [(125, 202), (40, 7), (300, 11), (210, 5)]]
+    finally:
+        torch.set_num_threads(threads)
+    for res, k, y, truth in results:
         assert res.kernel.shape == (31, 31) and abs(float(res.kernel.sum()) - 1) < 1e-5
         assert float(res.kernel.min()) >= 0
         sims.append(kernel_similarity(res.kernel, k))

@@ -93,9 +93,14 @@ class DenoiserNet(nn.Module):
         return out[..., :h, :w]
 
 
+def _shipped_weights():
+    """The shipped weights file inside the package (a :mod:`importlib.resources` traversable)."""
+    return resources.files("unblur.models") / "weights" / WEIGHTS
+
+
 def weights_info() -> dict | None:
     """Training record of the shipped weights (command, data, steps, validation PSNR), or None."""
-    path = resources.files("unblur.models") / "weights" / WEIGHTS
+    path = _shipped_weights()
     if not path.is_file():
         return None
     with resources.as_file(path) as p:
@@ -120,7 +125,7 @@ def load_weights(path, device: torch.device | str = "cpu") -> DenoiserNet:
 
 @lru_cache(maxsize=4)
 def _cached(device: str) -> DenoiserNet:
-    path = resources.files("unblur.models") / "weights" / WEIGHTS
+    path = _shipped_weights()
     if not path.is_file():
         raise FileNotFoundError(f"the shipped denoiser weights are missing ({path}); run `unblur train denoiser`")
     with resources.as_file(path) as p:
