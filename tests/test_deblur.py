@@ -5,11 +5,11 @@ import torch
 from PIL import Image
 
 from unblur import io
+from unblur.blind import deblur
 from unblur.blur import conv2d
 from unblur.blur.kernels import camera_shake_kernel, gaussian_kernel
 from unblur.blur.synth import Degradation, degrade
 from unblur.cli import main
-from unblur.deblur import deblur
 from unblur.deconv._domain import ValidDomain
 from unblur.errors import UserError
 from unblur.estimate.map_kernel import (
@@ -146,7 +146,7 @@ def test_projection_keeps_the_heaviest_connected_fragment():
 
 
 def test_solver_noise_has_a_floor():
-    from unblur.deblur import BLIND_NOISE_SCALE, NOISE_FLOOR, solver_noise
+    from unblur.blind import BLIND_NOISE_SCALE, NOISE_FLOOR, solver_noise
 
     assert solver_noise(0.0) == BLIND_NOISE_SCALE * NOISE_FLOOR  # JPEG photos estimate ~0
     assert solver_noise(0.02) == BLIND_NOISE_SCALE * 0.02

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from unblur.cli import main
-from unblur.denoise import denoise, learned_denoiser
+from unblur.denoising import denoise, learned_denoiser
 from unblur.metrics import psnr
 from unblur.models.denoiser import DenoiserConfig, DenoiserNet, load_weights, weights_info
 from unblur.train import TrainConfig, train_denoiser

@@ -61,7 +61,7 @@ def cmd_demo(args) -> int:
     import torch
 
     from unblur import io
-    from unblur.deblur import deblur
+    from unblur.blind import deblur
     from unblur.report import comparison_image
 
     out = Path(args.out)
@@ -144,7 +144,7 @@ def cmd_deconv(args) -> int:
 
 def cmd_denoise(args) -> int:
     from unblur import io
-    from unblur.denoise import denoise
+    from unblur.denoising import denoise
     from unblur.estimate import estimate_noise_level
 
     if args.sigma is not None and not 0 <= args.sigma <= 1:
@@ -166,8 +166,8 @@ def _deblur_one(args, src: Path, out: Path, kernel_out: Path | None, inputs) -> 
     import torch
 
     from unblur import io
+    from unblur.blind import deblur
     from unblur.blur.kernels import kernel_support
-    from unblur.deblur import deblur
 
     img = io.read_image(src)
     t0 = time.perf_counter()

@@ -227,13 +227,13 @@ def _register_unblur() -> None:
 
 
 def _denoise(noisy, sigma, estimate: bool = False):
-    from unblur.denoise import denoise
+    from unblur.denoising import denoise
 
     return denoise(noisy, None if estimate else sigma)
 
 
 def _deblur(blurred, method, **params):
-    from unblur.deblur import deblur
+    from unblur.blind import deblur
 
     res = deblur(blurred, method=method, **params)
     return res.image, res.kernel

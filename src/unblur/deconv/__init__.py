@@ -12,7 +12,7 @@ method                 solver
 ``rl``                 :func:`~unblur.deconv.richardson_lucy.richardson_lucy`
 ``rl-tv``              Richardson-Lucy with total variation
 ``pnp``                :func:`~unblur.deconv.splitting.plug_and_play` with the shipped learned
-                       denoiser (:mod:`unblur.denoise`)
+                       denoiser (:mod:`unblur.denoising`)
 ``pnp-tv``             plug-and-play with total-variation denoising (no learned model)
 =====================  =====================================================================
 

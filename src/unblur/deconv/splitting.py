@@ -144,14 +144,14 @@ def plug_and_play(y: torch.Tensor, kernel, sigma: float, denoiser="learned", ite
     :math:`s_t` would (Zhang et al., "Plug-and-play image restoration with deep denoiser prior",
     TPAMI 2021; 8 iterations from 49/255 is their deblurring schedule).
 
-    ``denoiser`` is ``"learned"`` (the shipped network, :func:`unblur.denoise.learned_denoiser`),
+    ``denoiser`` is ``"learned"`` (the shipped network, :func:`unblur.denoising.learned_denoiser`),
     ``"tv"`` (total variation denoising, :func:`~unblur.deconv.priors.tv_denoise`), or any
     callable ``f(x, s)`` on ``(B, C, H, W)`` tensors. ``lam`` defaults to
     :func:`default_lambda` with the rule of that denoiser (``"pnp"`` for the learned one,
     ``"pnp-tv"`` for TV; a callable uses ``"pnp"``).
     """
     if denoiser == "learned":
-        from unblur.denoise import learned_denoiser
+        from unblur.denoising import learned_denoiser
 
         denoiser, rule = learned_denoiser(y.device), "pnp"
     elif denoiser == "tv":

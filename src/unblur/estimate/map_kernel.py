@@ -23,10 +23,11 @@ coarse to fine over an image pyramid (Fergus et al. 2006; Cho & Lee 2009):
   shake traces one connected path; on 24 camera-shake crops of training images this raised the
   mean gain over the blurred input from 1.18 to 1.28 dB compared with keeping every fragment
   that holds a tenth of the mass, as Pan et al. do; on ``shake-synth``, together with the larger
-  default size and the noise floor of :mod:`unblur.deblur`, MAP deblurring rose from 21.47 to
-  21.70 dB). Its known failure: a kernel split into pieces at a coarse scale keeps one piece and
-  stops growing (``lai2016/real/bird.jpg`` collapses to 3x6 px); then normalisation, and centring
-  (by the centre of mass) between scales;
+  default size and the noise floor of :mod:`unblur.blind`, MAP deblurring rose from 21.47 to
+  21.70 dB. On ``lai2016/real/bird.jpg`` both rules follow the same path up to the finest scale,
+  where the old one kept a stray blob 20 px from the stroke and so reported a 13x29 px kernel;
+  this one keeps the stroke); then normalisation, and centring (by the centre of mass) between
+  scales;
 * a kernel support that starts at about 3 px on the coarsest scale and grows with the estimate
   from scale to scale, up to the requested size;
 * several starts: the alternation is non-convex and its result depends on where it starts, so
@@ -352,12 +353,12 @@ def select_kernel(y: torch.Tensor, kernels: list[torch.Tensor], noise: float | N
     """Index of the kernel whose deconvolution of ``y`` is sharpest (lowest :func:`normalized_sparsity`).
 
     Each candidate restores ``y`` as the final step of :func:`unblur.deblur` does at its default
-    quality (``QUALITY["fast"]``, ``valid`` model, noise level from :func:`~unblur.deblur.solver_noise`). On
+    quality (``QUALITY["fast"]``, ``valid`` model, noise level from :func:`~unblur.blind.solver_noise`). On
     camera-shake blur of training images (24 ``cbsd432`` crops, two estimates from different starts), this picks
     the better kernel in 21 of 24 cases, and it avoids the restorations that ring; it cannot tell
     whether *any* candidate is better than the blurred input, since every deconvolution sharpens.
     """
-    from unblur.deblur import QUALITY, solver_noise
+    from unblur.blind import QUALITY, solver_noise
     from unblur.deconv import deconvolve
     from unblur.estimate.noise_level import estimate_noise_level
 
