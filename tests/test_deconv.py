@@ -1,11 +1,20 @@
 """Non-blind deconvolution: known answers, boundaries, priors, interfaces, errors."""
+import itertools
+
 import numpy as np
 import pytest
 import skimage.data
 import torch
 
 from unblur.blur import conv2d
-from unblur.deconv import METHODS, check_kernel, deconvolve, deconvolve_tiled
+from unblur.deconv import (
+    CHANNELWISE_METHODS,
+    METHODS,
+    _tiles,
+    check_kernel,
+    deconvolve,
+    deconvolve_tiled,
+)
 from unblur.deconv._domain import ValidDomain, grad, grad_adjoint
 from unblur.deconv.priors import HyperLaplacian, TotalVariation
 from unblur.errors import UserError
@@ -155,6 +164,42 @@ def test_tiled_matches_whole(scene, motion_kernel):
     assert abs(_psnr(tiled, truth) - _psnr(whole, truth)) < 0.5
     ident = deconvolve_tiled(y, lambda t: t, tile=64, overlap=16)
     torch.testing.assert_close(ident, y)
+
+
+@pytest.mark.parametrize("n, tile, overlap", [(100, 96, 16), (500, 96, 16), (3000, 1536, 62), (4000, 1536, 154), (90, 96, 16)])
+def test_tiles_are_equal_cover_and_overlap(n, tile, overlap):
+    starts, length = _tiles(n, tile, overlap)
+    assert length <= tile and starts[0] == 0 and starts[-1] + length == n
+    assert all(a + length - b >= overlap for a, b in itertools.pairwise(starts))
+    # the fewest tiles: one less could not cover n with that overlap
+    assert len(starts) == 1 or (len(starts) - 1) * (tile - overlap) + overlap < n
+
+
+@pytest.mark.parametrize("method", sorted(CHANNELWISE_METHODS))
+def test_channelwise_solvers_match_a_joint_solve(scene, motion_kernel, method):
+    """Channels (and batch items) are solved one by one: the result equals the solver on the stack."""
+    y, _ = _blurred(scene[..., :64, :64].repeat(2, 3, 1, 1) * torch.tensor([1.0, 0.8, 0.6])[:, None, None], motion_kernel, sigma=0.01)
+    params = {"iterations": 3} if method.startswith("pnp") else {}
+    one_by_one = deconvolve(y, motion_kernel, method=method, noise=0.01, **params)
+    stacked = METHODS[method](y, check_kernel(motion_kernel), 0.01, **params).clamp(0, 1)
+    torch.testing.assert_close(one_by_one, stacked, atol=1e-5, rtol=0)
+
+
+def test_large_channels_are_tiled(monkeypatch):
+    """Channels above ``PLANE_PIXELS`` go through ``deconvolve_tiled`` in ``PLANE_TILE`` tiles."""
+    from unblur import deconv
+
+    seen = []
+    real = deconv.deconvolve_tiled
+    monkeypatch.setattr(deconv, "PLANE_PIXELS", 90 * 90)
+    monkeypatch.setattr(deconv, "PLANE_TILE", 80)
+    monkeypatch.setattr(deconv, "deconvolve_tiled", lambda y, fn, tile, overlap: seen.append((tuple(y.shape), tile)) or real(y, fn, tile, overlap))
+    y = torch.rand(1, 3, 100, 110)
+    out = deconv.deconvolve(y, torch.ones(3, 3) / 9, method="tv", noise=0.01)
+    assert out.shape == y.shape
+    assert seen == [((1, 1, 100, 110), 80)] * 3
+    deconv.deconvolve(y, torch.ones(3, 3) / 9, method="wiener", noise=0.01)  # joint: 1 MP is not tiled
+    assert len(seen) == 3
 
 
 @pytest.mark.parametrize(

@@ -90,6 +90,7 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
         ``image`` in the caller's type and layout, ``kernel`` as numpy ``(h, w)`` for numpy input
         and a tensor otherwise.
     """
+    from unblur.blur.kernels import crop_kernel
     from unblur.deconv import deconvolve
     from unblur.estimate import estimate_gaussian_blur, estimate_noise_level, polyblur
     from unblur.estimate.map_kernel import MapEstimator
@@ -115,6 +116,7 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
                 kernel = MapEstimator(kernel_size=kernel_size, prior=prior, **estimator).estimate(y)
             except ValueError as exc:
                 raise UserError(str(exc)) from None
-            restored = deconvolve(y, kernel.to(y.device), method=solver, noise=solver_noise(noise))
+            # the estimate fills a large square; its empty border only enlarges the solver's domain
+            restored = deconvolve(y, crop_kernel(kernel).to(y.device), method=solver, noise=solver_noise(noise))
     kernel = kernel_to_numpy(kernel) if layout.kind == "numpy" else kernel
     return DeblurResult(from_bchw(restored, layout), kernel, method, noise)
