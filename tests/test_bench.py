@@ -188,6 +188,21 @@ def test_suite_definitions_and_determinism():
     assert torch.equal(parent[quick[2].id].load().blurred, quick[2].load().blurred)
     assert all(not c.has_kernel for c in bs.get_suite("gopro", DATA))
     assert all(not c.has_truth for c in bs.get_suite("visual", DATA))
+    # large: the speed case's recipe at 12 and 24 MP (cases are not loaded here: 24 MP takes seconds)
+    large = bs.get_suite("large", DATA)
+    assert [c.meta["blurred_size"] for c in large] == [[3000, 4000], [4000, 6000]]
+    assert bs.get_suite("speed", DATA)[0].id == "manmade_01-1MP/shake-31"
+
+
+@needs_data
+def test_suite_default_methods():
+    """``large`` runs its own method list when none is named; other suites run every method."""
+    from unblur.bench.runner import plan
+
+    work = plan(["large"], data_root=DATA)
+    assert [[m.name for m in ms] for _, ms in work] == [list(bs.LARGE_METHODS)] * 2
+    assert [[m.name for m in ms] for _, ms in plan(["large"], ["tv"], data_root=DATA)] == [["tv"]] * 2
+    assert len(plan(["speed"], data_root=DATA)[0][1]) > len(bs.LARGE_METHODS)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ import torch
 
 from unblur.bench.machine import cpu_count, git_commit
 from unblur.bench.methods import METHODS, Method, get_method, load_plugins
-from unblur.bench.suites import Case, CaseData, get_suite
+from unblur.bench.suites import SUITES, Case, CaseData, get_suite
 from unblur.errors import UserError
 
 __all__ = [
@@ -432,8 +432,9 @@ def _sample_indices(n: int, k: int) -> set[int]:
 def plan(suites: list[str], methods: list[str] | None = None, data_root=None, limit: int | None = None):
     """The work of a run: ``[(case, [Method, ...]), ...]`` for the given suites and methods.
 
-    ``methods=None`` takes every registered method; each case gets the methods that apply to it
-    (non-blind methods need the true kernel; real photos take blind methods only).
+    ``methods=None`` takes the suite's default methods (every registered method for most); each
+    case gets the methods that apply to it (non-blind methods need the true kernel; real photos
+    take blind methods only).
 
     Raises
     ------
@@ -447,10 +448,13 @@ def plan(suites: list[str], methods: list[str] | None = None, data_root=None, li
         cases = get_suite(s, data_root)
         if limit is not None:
             cases = cases[: max(0, limit)]
-        suite_work = [(c, [m for m in chosen if m.applies_to(c)]) for c in cases]
+        for_suite = chosen
+        if methods is None and SUITES[s].methods is not None:
+            for_suite = [get_method(n) for n in SUITES[s].methods]
+        suite_work = [(c, [m for m in for_suite if m.applies_to(c)]) for c in cases]
         if cases and not any(ms for _, ms in suite_work):
             needs = "blind methods" if not any(c.has_kernel for c in cases) else "methods"
-            names = ", ".join(m.name for m in chosen) or "none"
+            names = ", ".join(m.name for m in for_suite) or "none"
             raise UserError(f"no selected method applies to suite {s!r} (it needs {needs}; selected: {names})")
         work.extend(suite_work)
     return work

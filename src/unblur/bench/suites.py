@@ -22,6 +22,8 @@ suite              cases
 ``gopro``          the 2 published GoPro pairs + 4 pairs averaging 7, 9, 11 and 13 frames of a
                    240 fps burst in linear light (6 cases, no kernel: blind methods only)
 ``speed``          one 1 MP RGB image, 31x31 camera shake, 1 % noise (1 case, for timing)
+``large``          the same at 12 MP and 24 MP (2 cases, for time and peak memory; by default
+                   only the methods of :data:`LARGE_METHODS`)
 ``quick``          2 lai-synth (31 px kernel) + 2 gray shake-synth cases (11 and 21 px): smoke
                    runs and CI
 ``visual``         the 100 real blurred photos of Lai et al. (no ground truth, blind methods
@@ -184,6 +186,7 @@ class Suite:
     description: str
     make: Callable[[Path], list[Case]] = field(repr=False)
     needs: tuple[str, ...] = ()
+    methods: tuple[str, ...] | None = None
 
     def cases(self, data_root: Path) -> list[Case]:
         """The suite's cases (raises :class:`UserError` when its data is missing)."""
@@ -197,11 +200,14 @@ class Suite:
 SUITES: dict[str, Suite] = {}
 
 
-def register_suite(name: str, description: str, needs: tuple[str, ...] = ()):
-    """Decorator registering ``make(data_root) -> list[Case]`` as suite ``name``."""
+def register_suite(name: str, description: str, needs: tuple[str, ...] = (), methods: tuple[str, ...] | None = None):
+    """Decorator registering ``make(data_root) -> list[Case]`` as suite ``name``.
+
+    ``methods`` are the ones run when none are named (default: every method that applies).
+    """
 
     def deco(make):
-        SUITES[name] = Suite(name, description, make, needs)
+        SUITES[name] = Suite(name, description, make, needs, methods)
         return make
 
     return deco
@@ -435,19 +441,32 @@ def _gopro(root: Path) -> list[Case]:
 
 SPEED_IMAGE = "lai2016/sharp/manmade_01.png"
 SPEED_BLURRED = (816, 1224)  # 0.999 MP
+LARGE_BLURRED = {"12MP": (3000, 4000), "24MP": (4000, 6000)}
+LARGE_METHODS = ("wiener", "hyperlaplacian", "tv", "deblur-auto", "deblur-polyblur")
+
+
+def _resized_shake_case(root: Path, suite: str, label: str, blurred_size: tuple[int, int], size: int = 31) -> Case:
+    """:data:`SPEED_IMAGE` resized so that its ``valid`` blur by a ``size`` px shake is ``blurred_size``."""
+    sharp_size = (blurred_size[0] + size - 1, blurred_size[1] + size - 1)
+    cid = f"manmade_01-{label}/shake-{size}"
+    seed = stable_seed(suite, cid)
+    deg = {"sigma": 0.01, "linear": True, "bits": 8}
+    builder = functools.partial(_build_synthetic, str(root / SPEED_IMAGE), ("shake", size, 31), deg, seed, None, sharp_size)
+    return Case(cid, suite, f"shake-{size}", SPEED_IMAGE, 0.01, size, True, builder,
+                {"seed": seed, "degradation": deg, "sharp_size": list(sharp_size), "blurred_size": list(blurred_size)})
 
 
 @register_suite("speed", "one 1 MP RGB image (a Lai sharp image resized), 31x31 camera shake, 1% noise: timing",
                 needs=(SPEED_IMAGE,))
 def _speed(root: Path) -> list[Case]:
-    size = 31
-    sharp_size = (SPEED_BLURRED[0] + size - 1, SPEED_BLURRED[1] + size - 1)
-    cid = f"manmade_01-1MP/shake-{size}"
-    seed = stable_seed("speed", cid)
-    deg = {"sigma": 0.01, "linear": True, "bits": 8}
-    builder = functools.partial(_build_synthetic, str(root / SPEED_IMAGE), ("shake", size, 31), deg, seed, None, sharp_size)
-    return [Case(cid, "speed", f"shake-{size}", SPEED_IMAGE, 0.01, size, True, builder,
-                 {"seed": seed, "degradation": deg, "sharp_size": list(sharp_size), "blurred_size": list(SPEED_BLURRED)})]
+    return [_resized_shake_case(root, "speed", "1MP", SPEED_BLURRED)]
+
+
+@register_suite("large", "12 MP and 24 MP RGB images (a Lai sharp image enlarged), 31x31 camera shake, 1% noise: "
+                f"time and peak memory of {', '.join(LARGE_METHODS)} (the default methods)",
+                needs=(SPEED_IMAGE,), methods=LARGE_METHODS)
+def _large(root: Path) -> list[Case]:
+    return [_resized_shake_case(root, "large", label, hw) for label, hw in LARGE_BLURRED.items()]
 
 
 #: Cases of ``quick``: (suite, case id). Small images and the smaller kernels, so that every
