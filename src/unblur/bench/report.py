@@ -77,6 +77,7 @@ class MethodStats:
     peak_mb: float | None
     delta_mb: float | None
     by_group: dict      # group -> mean PSNR
+    by_case: dict = None  # case -> (PSNR, seconds, peak MB)
 
 
 @dataclass
@@ -92,6 +93,7 @@ class SuiteSummary:
     input_by_group: dict
     commits: list[str]
     anchors: list[str]
+    case_ids: list[str] = None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -164,13 +166,14 @@ def summarize(rows: list[dict]) -> list[SuiteSummary]:
                 name, kind, len(mrows), sum(1 for r in srows if r["method"] == name and r["status"] != "ok"),
                 _mean(vals("psnr")), _mean(vals("ssim")), _mean(vals("psnr_aligned")), gain, _median(vals("seconds")), ratio,
                 _mean(vals("kernel_similarity")), _mean(vals("psnr_border")), _mean(vals("psnr_interior")),
-                _median(vals("peak_mb")), _median(vals("delta_mb")), by_group))
+                _median(vals("peak_mb")), _median(vals("delta_mb")), by_group,
+                {c: (_num(r.get("psnr")), _num(r.get("seconds")), _num(r.get("peak_mb"))) for c, r in mrows.items()}))
         stats.sort(key=lambda s: (s.psnr is None, -(s.psnr or 0), s.method))
         out.append(SuiteSummary(
             suite, stats, len(cases), _mean(_num(r.get("psnr_input")) for r in cases.values()),
             _mean(_num(r.get("ssim_input")) for r in cases.values()), groups,
             {g: _mean(_num(r.get("psnr_input")) for r in cases.values() if r.get("group", "") == g) for g in groups},
-            sorted({r.get("commit", "") for r in srows if r.get("commit")}), anchors))
+            sorted({r.get("commit", "") for r in srows if r.get("commit")}), anchors, list(cases)))
     return out
 
 
@@ -232,7 +235,20 @@ def suite_tables_md(s: SuiteSummary) -> str:
             g_lines.append("| " + " | ".join([f"`{m.method}`"] + [_f(m.by_group.get(g), ".2f") for g in s.groups]) + " |")
         g_lines.append("| " + " | ".join(["*blurred input*"] + [_f(s.input_by_group.get(g), ".2f") for g in s.groups]) + " |")
         text += "\n\nMean PSNR (dB, up to shift) per group (kernel):\n\n" + "\n".join(g_lines)
+    if s.case_ids and 1 < len(s.case_ids) <= MAX_CASE_COLUMNS:
+        c_lines = ["| method | " + " | ".join(f"`{c}`" for c in s.case_ids) + " |", "|---" + "|---:" * len(s.case_ids) + "|"]
+        for m in s.methods:
+            cells = []
+            for c in s.case_ids:
+                p, sec, mb = (m.by_case or {}).get(c, (None, None, None))
+                cells.append(f"{_f(p, '.2f')} dB, {_secs(sec)} s, {_f(mb, '.0f')} MB" if sec is not None else "–")
+            c_lines.append(f"| `{m.method}` | " + " | ".join(cells) + " |")
+        text += "\n\nPer case (PSNR, wall time, peak memory):\n\n" + "\n".join(c_lines)
     return text
+
+
+#: Suites with at most this many cases also get a per-case table (the timing suites).
+MAX_CASE_COLUMNS = 4
 
 
 LEGEND = (
