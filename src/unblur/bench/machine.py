@@ -39,13 +39,14 @@ def _ram_gb() -> float | None:
 
 def git_commit() -> str:
     """``git rev-parse --short HEAD`` of the checkout holding unblur, with ``-dirty`` when it has
-    uncommitted changes (``unknown`` outside a git checkout)."""
+    uncommitted changes other than to BENCHMARKS.md, which the runs themselves write (``unknown``
+    outside a git checkout)."""
     here = Path(__file__).resolve().parent
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=False)
         if head.returncode != 0:
             return "unknown"
-        status = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, timeout=30, check=False)
+        status = subprocess.run(["git", "status", "--porcelain", "--", ":(top)", ":(top,exclude)BENCHMARKS.md"], cwd=here, capture_output=True, text=True, timeout=30, check=False)
         dirty = status.returncode == 0 and bool(status.stdout.strip())
         return head.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
