@@ -47,6 +47,23 @@ def test_synthetic_smooth_image(sigma, channels):
     assert abs(est / sigma - 1) < 0.1
 
 
+def test_large_images_are_estimated_on_a_mosaic_of_blocks(monkeypatch):
+    """Above ``MAX_PIXELS`` a mosaic of evenly spread blocks stands in for the image."""
+    import unblur.estimate.noise_level as nl
+
+    monkeypatch.setattr(nl, "MAX_PIXELS", 200 * 200)
+    monkeypatch.setattr(nl, "_BLOCK", 50)
+    y = noisy(smooth_image((300, 700, 3)), 0.02, np.random.default_rng(5))
+    mosaic = nl._sample_blocks(torch.from_numpy(y).permute(2, 0, 1))
+    assert mosaic.shape == (3, 200, 200)  # 4 x 4 blocks of 50 px
+    torch.testing.assert_close(mosaic[:, :50, :50], torch.from_numpy(y[:50, :50]).permute(2, 0, 1))
+    torch.testing.assert_close(mosaic[:, -50:, -50:], torch.from_numpy(y[-50:, -50:]).permute(2, 0, 1))
+    est = estimate_noise_level(y)
+    assert abs(est / 0.02 - 1) < 0.1
+    monkeypatch.setattr(nl, "MAX_PIXELS", 10**9)
+    assert abs(est / estimate_noise_level(y) - 1) < 0.1
+
+
 def test_noise_free_constant_image_is_zero():
     assert estimate_noise_level(np.full((64, 64), 0.5)) == 0.0
     assert estimate_noise_level(np.ones((40, 40, 3))) == 0.0  # fully saturated

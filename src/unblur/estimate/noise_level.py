@@ -84,6 +84,11 @@ __all__ = ["estimate_noise_level"]
 
 _SMOOTH_SIGMA = 2.0  # px, width of the smoothing used to measure local structure
 _MIN_PATCHES_PER_DIM = 30  # patches per patch dimension wanted (fewer skew the eigenvalues)
+#: Images with more pixels than this are estimated on a mosaic of ``_BLOCK`` px blocks spread
+#: evenly over them (about 3 MP): the smoothing that ranks the patches then costs the same on a
+#: 12 MP photo as on a 3 MP one. Block seams are strong edges, so their patches are not chosen.
+MAX_PIXELS = 4_000_000
+_BLOCK = 256
 
 
 def estimate_noise_level(
@@ -113,6 +118,7 @@ def estimate_noise_level(
         Fraction of the usable patches, those with the least smoothed-gradient energy, that enter
         the covariance (``1`` uses them all). At least :math:`8 d` patches are kept if available.
     max_patches : int, optional
+        Images above :data:`MAX_PIXELS` are first reduced to a mosaic of evenly spread blocks.
         Patches are taken on a grid of stride :math:`s = \lceil \sqrt{N / \text{max\_patches}}
         \rceil` (:math:`N` the number of patch positions), which bounds time and memory on large
         images.
@@ -154,13 +160,25 @@ def estimate_noise_level(
     if not bool(torch.isfinite(t).all()):
         raise UserError("image has non-finite values (nan or inf)")
     sig = torch.stack([
-        _estimate_one(t[b], int(patch_size), float(weak_texture_fraction), int(max_patches),
+        _estimate_one(_sample_blocks(t[b]), int(patch_size), float(weak_texture_fraction), int(max_patches),
                       saturation)
         for b in range(t.shape[0])
     ])
     if layout.kind == "torch" and layout.ndim == 4:
         return sig
     return float(sig[0])
+
+
+def _sample_blocks(x: torch.Tensor) -> torch.Tensor:
+    """``x`` itself up to :data:`MAX_PIXELS`, else a mosaic of blocks spread evenly over it."""
+    h, w = x.shape[-2:]
+    if h * w <= MAX_PIXELS:
+        return x
+    bh, bw = min(_BLOCK, h), min(_BLOCK, w)
+    n = math.isqrt(MAX_PIXELS) // _BLOCK
+    rows = [round(v) for v in torch.linspace(0, h - bh, min(n, h // bh)).tolist()]
+    cols = [round(v) for v in torch.linspace(0, w - bw, min(n, w // bw)).tolist()]
+    return torch.cat([torch.cat([x[:, r : r + bh, q : q + bw] for q in cols], -1) for r in rows], -2)
 
 
 def _estimate_one(x: torch.Tensor, r: int, frac: float, max_patches: int, saturation) -> torch.Tensor:
