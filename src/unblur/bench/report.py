@@ -77,7 +77,7 @@ class MethodStats:
     peak_mb: float | None
     delta_mb: float | None
     by_group: dict      # group -> mean PSNR
-    by_case: dict = None  # case -> (PSNR, seconds, peak MB)
+    by_case: dict       # case -> (PSNR, seconds, peak MB)
 
 
 @dataclass
@@ -93,7 +93,7 @@ class SuiteSummary:
     input_by_group: dict
     commits: list[str]
     anchors: list[str]
-    case_ids: list[str] = None
+    case_ids: list[str]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -240,7 +240,7 @@ def suite_tables_md(s: SuiteSummary) -> str:
         for m in s.methods:
             cells = []
             for c in s.case_ids:
-                p, sec, mb = (m.by_case or {}).get(c, (None, None, None))
+                p, sec, mb = m.by_case.get(c, (None, None, None))
                 cells.append(f"{_f(p, '.2f')} dB, {_secs(sec)} s, {_f(mb, '.0f')} MB" if sec is not None else "–")
             c_lines.append(f"| `{m.method}` | " + " | ".join(cells) + " |")
         text += "\n\nPer case (PSNR, wall time, peak memory):\n\n" + "\n".join(c_lines)
