@@ -113,7 +113,7 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
             restored, kernel = polyblur(y)
         else:
             try:
-                kernel = MapEstimator(kernel_size=kernel_size, prior=prior, **estimator).estimate(y)
+                kernel = MapEstimator(kernel_size=kernel_size, prior=prior, **({"noise": noise} | estimator)).estimate(y)
             except ValueError as exc:
                 raise UserError(str(exc)) from None
             # the estimate fills a large square; its empty border only enlarges the solver's domain

@@ -36,6 +36,18 @@ coarse to fine over an image pyramid (Fergus et al. 2006; Cho & Lee 2009):
   2011) is kept (:func:`select_kernel`). On 24 camera-shake crops of training images this raised
   the mean gain over the blurred input from 0.54 dB (one start) to 1.18 dB.
 
+Before any of this the estimation window is denoised with the project's learned denoiser
+(:func:`unblur.denoising.learned_denoiser`) at the image's noise level. Noise in :math:`y` passes
+straight through the least-squares kernel step and comes out as speckle around the true trace;
+Zhong, Cho, Metaxas, Paris & Wang ("Handling noise in single image deblurring using directional
+filters", CVPR 2013) prefilter for the same reason. Denoising a blurred image leaves the blur in
+place, since there is little fine detail for the denoiser to remove along with the noise. The
+coarse scales then get ``iterations`` (8) alternations and the finest only ``finest_iterations``
+(3). On 48 camera-shake crops of training images (11-41 px kernels, 0.5-2 % noise), the mean
+kernel similarity went from 0.69 to 0.77 with denoising (at 2 % noise: 0.51 to 0.71); with the
+iteration schedule as well (5 alternations at every scale before) it reached 0.80. The mean gain
+over the blurred input went from 1.10 to 1.19 and then 1.52 dB.
+
 The observation is a ``valid`` blur (:class:`unblur.deconv._domain.ValidDomain`); the data term is
 masked to the observed pixels, and saturated pixels and their neighbourhood are masked out too
 (light streaks do not obey the linear model). Estimation runs on the luminance in linear light, on
@@ -54,6 +66,7 @@ import torch.nn.functional as F
 from unblur.blur.kernels import center_kernel, crop_kernel, resize_kernel
 from unblur.color import srgb_to_linear
 from unblur.deconv._domain import ValidDomain, grad, grad_adjoint
+from unblur.estimate.noise_level import estimate_noise_level
 
 __all__ = [
     "MapEstimator",
@@ -136,6 +149,10 @@ class MapEstimator:
         Patch size of the dark channel.
     iterations : int
         Alternations of latent and kernel steps per scale.
+    finest_iterations : int
+        Alternations at the finest scale, at most ``iterations``. The coarse scales, which are
+        cheap, settle the kernel's shape; the finest, which costs as much as all the others
+        together, only refines it.
     scale_factor : float
         Pyramid ratio between scales.
     gamma : float
@@ -151,6 +168,11 @@ class MapEstimator:
     starts : tuple of float
         Directions (degrees) of the short line the coarsest scale starts from; one estimate is
         made from each and the sharpest restoration picks the kernel (:func:`select_kernel`).
+    denoise : bool
+        Denoise the estimation window with the shipped learned denoiser
+        (:func:`unblur.denoising.learned_denoiser`) before estimating (see the module docstring).
+    noise : float or None
+        Noise std of the image for that step; None estimates it on the window.
     """
 
     kernel_size: int | None = None
@@ -160,7 +182,8 @@ class MapEstimator:
     lambda_decay: float = 1.1
     lambda_min: float = 1e-4
     dark_patch: int = 15
-    iterations: int = 5
+    iterations: int = 8
+    finest_iterations: int = 3
     scale_factor: float = math.sqrt(2)
     gamma: float = 0.1
     threshold: float = 8.0
@@ -170,6 +193,8 @@ class MapEstimator:
     beta_max: float = 1e5
     beta_rate: float = 2.0
     starts: tuple[float, ...] = (0.0, 90.0)
+    denoise: bool = True
+    noise: float | None = None
 
     def __post_init__(self):
         if self.prior not in ("l0", "dark"):
@@ -294,14 +319,21 @@ class MapEstimator:
         """
         ks = self.kernel_size or default_kernel_size(tuple(y.shape[-2:]))
         ks = int(ks) | 1
-        g = luminance(y.to(torch.float32))
-        if min(g.shape[-2:]) < ks + 8:
-            raise ValueError(f"the image ({g.shape[-1]}x{g.shape[-2]}) is too small for a {ks}-pixel kernel")
+        y = y.to(torch.float32)
+        if min(y.shape[-2:]) < ks + 8:
+            raise ValueError(f"the image ({y.shape[-1]}x{y.shape[-2]}) is too small for a {ks}-pixel kernel")
         size = max(self.region, 2 * ks + 32)
-        top, left = select_region(g, size)
-        g = g[..., top : top + size, left : left + size]
+        top, left = select_region(y, size)
+        y = y[..., top : top + size, left : left + size]
+        g = luminance(y)
         sat = (g >= self.saturation).float()
-        work = srgb_to_linear(g) if self.linear else g
+        if self.denoise:
+            from unblur.denoising import learned_denoiser
+
+            noise = self.noise if self.noise is not None else float(estimate_noise_level(y))
+            y = learned_denoiser()(y, noise).clamp(0, 1)
+        work = luminance(y)
+        work = srgb_to_linear(work) if self.linear else work
         # mask saturated pixels and the neighbourhood their blur reaches
         weight = 1 - F.max_pool2d(sat, ks | 1, stride=1, padding=ks // 2)
         kernels = [self._estimate_from(work, weight, ks, angle) for angle in self.starts]
@@ -327,7 +359,7 @@ class MapEstimator:
                 k = self.project(_crop_center(k, min(full, self.grown_support(k))))
             prev_full = full
             lam = self.lambda_grad
-            for _ in range(self.iterations):
+            for _ in range(self.iterations if s > 0 else min(self.iterations, self.finest_iterations)):
                 dom = ValidDomain(ys, k)
                 x = self.latent(dom, ys, ws, lam)
                 k = self.kernel_step(dom, x, ys, ws, k)
@@ -361,7 +393,6 @@ def select_kernel(y: torch.Tensor, kernels: list[torch.Tensor], noise: float | N
     """
     from unblur.blind import QUALITY, solver_noise
     from unblur.deconv import deconvolve
-    from unblur.estimate.noise_level import estimate_noise_level
 
     if noise is None:
         noise = float(estimate_noise_level(y))
