@@ -335,7 +335,7 @@ class MapEstimator:
         work = luminance(y)
         work = srgb_to_linear(work) if self.linear else work
         # mask saturated pixels and the neighbourhood their blur reaches
-        weight = 1 - F.max_pool2d(sat, ks | 1, stride=1, padding=ks // 2)
+        weight = 1 + _min_filter(_min_filter(-sat, ks | 1, -1), ks | 1, -2)  # 1 - max filter
         kernels = [self._estimate_from(work, weight, ks, angle) for angle in self.starts]
         if len(kernels) == 1:
             return kernels[0]
