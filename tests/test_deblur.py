@@ -111,6 +111,12 @@ def test_deterministic(shake_case):
     torch.testing.assert_close(a, b)
 
 
+def test_auto_keeps_the_map_kernel_for_camera_shake(shake_case):
+    y, _, _ = shake_case
+    res = deblur(y[..., :200, :200], method="auto", kernel_size=31)
+    assert res.method == "map" and res.kernel.shape == (31, 31)
+
+
 def test_polyblur_path_for_mild_blur(data_root):
     img = io.read_image(data_root / "natural" / "kodak24" / "kodim05.png").to_tensor()[..., :200, :200]
     y = conv2d(img, gaussian_kernel(1.2), mode="same")

@@ -20,6 +20,7 @@ from unblur.blur.kernels import (
     gp_shake_kernel,
     gp_trajectory,
     kernel_from_params,
+    kernel_spread,
     kernel_support,
     linear_motion_kernel,
     normalize_kernel,
@@ -357,3 +358,17 @@ def test_resize_kernel_keeps_sum_centre_and_scales_moments():
         resize_kernel(k)
     with pytest.raises(UserError):
         resize_kernel(k, 0.5, size=11)
+
+
+def test_kernel_spread_known_answers():
+    assert kernel_spread(gaussian_kernel(1.2)) == pytest.approx(1.2, rel=1e-3)
+    assert kernel_spread(gaussian_kernel(2.0, 0.5, angle=30)) == pytest.approx(2.0, rel=1e-2)
+    assert kernel_spread(linear_motion_kernel(21, angle=30)) == pytest.approx(21 / math.sqrt(12), rel=1e-2)
+    delta = np.zeros((5, 5))
+    delta[1, 3] = 1
+    assert kernel_spread(delta) == 0.0
+    # invariant to position and to scaling of the values
+    k = camera_shake_kernel(size=21, rng=3)
+    assert kernel_spread(2 * pad_kernel(k, 41)) == pytest.approx(kernel_spread(k), rel=1e-6)
+    with pytest.raises(UserError):
+        kernel_spread(torch.zeros(1, 1, 3, 3))

@@ -55,6 +55,7 @@ __all__ = [
     "gp_shake_kernel",
     "gp_trajectory",
     "kernel_from_params",
+    "kernel_spread",
     "kernel_support",
     "linear_motion_kernel",
     "normalize_kernel",
@@ -851,6 +852,26 @@ def center_of_mass(k):
     if t.ndim == 2:
         return float(com[0]), float(com[1])
     return com
+
+
+def kernel_spread(k) -> float:
+    r"""Largest standard deviation of a ``(h, w)`` kernel's mass about its centre of mass, in pixels.
+
+    The square root of the largest eigenvalue of the second-moment matrix
+    :math:`\sum_{ij} k_{ij} (p_{ij} - \bar p)(p_{ij} - \bar p)^T / \sum k`: ``sigma`` for
+    :func:`gaussian_kernel` ``(sigma)``, about ``L / sqrt(12)`` for a motion streak of length ``L``.
+    """
+    t, _ = _to_work(k)
+    if t.ndim != 2:
+        raise UserError(f"kernel_spread takes one (h, w) kernel, got {tuple(t.shape)}")
+    t = t.to(torch.float64).clamp_min(0)
+    r0, c0 = _com(t)
+    rows = torch.arange(t.shape[0], dtype=t.dtype)[:, None] - r0
+    cols = torch.arange(t.shape[1], dtype=t.dtype)[None, :] - c0
+    m = t / t.sum()
+    cov = torch.stack([torch.stack([(m * rows**2).sum(), (m * rows * cols).sum()]),
+                       torch.stack([(m * rows * cols).sum(), (m * cols**2).sum()])])
+    return float(torch.linalg.eigvalsh(cov)[-1].clamp_min(0).sqrt())
 
 
 def _com(t: torch.Tensor) -> torch.Tensor:
