@@ -327,12 +327,12 @@ class MapEstimator:
         y = y[..., top : top + size, left : left + size]
         g = luminance(y)
         sat = (g >= self.saturation).float()
+        work = g
         if self.denoise:
             from unblur.denoising import learned_denoiser
 
             noise = self.noise if self.noise is not None else float(estimate_noise_level(y))
-            y = learned_denoiser()(y, noise).clamp(0, 1)
-        work = luminance(y)
+            work = luminance(learned_denoiser()(y, noise).clamp(0, 1))
         work = srgb_to_linear(work) if self.linear else work
         # mask saturated pixels and the neighbourhood their blur reaches
         weight = 1 + _min_filter(_min_filter(-sat, ks | 1, -1), ks | 1, -2)  # 1 - max filter
