@@ -118,7 +118,7 @@ def test_denoise_rejects_bad_sigma():
 
 
 # -- plug-and-play ----------------------------------------------------------------------------------
-def test_pnp_improves_over_blurred_input():
+def test_pnp_improves_over_its_total_variation_start():
     import skimage.data
 
     from unblur.blur.kernels import gaussian_kernel
@@ -131,8 +131,11 @@ def test_pnp_improves_over_blurred_input():
     y = y + 0.01 * torch.randn(y.shape, generator=torch.Generator().manual_seed(0))
     truth = sharp[..., 4:-4, 4:-4]
     p_in = float(psnr(y.clamp(0, 1), truth))
+    p_tv = float(psnr(deconvolve(y, k, method="tv", noise=0.01), truth))
     p_pnp = float(psnr(deconvolve(y, k, method="pnp", noise=0.01), truth))
-    assert p_pnp > p_in + 1.0  # measured 27.59 vs 26.28 dB
+    # measured: input 26.28, tv 28.49 (pnp's warm start), pnp 29.43 dB
+    assert p_pnp > p_tv + 0.6
+    assert p_pnp > p_in + 2.5
 
 
 # -- training ---------------------------------------------------------------------------------------
