@@ -54,7 +54,7 @@ def _blind_cases(data_root, sigma=0.01, **settings):
 
 def test_blind_recovery_of_camera_shake(data_root):
     # Regression values: kernel similarity 0.95/0.85/0.70/0.84 (mean 0.83), PSNR gain over the
-    # blurred input 1.97/1.61/1.29/0.83 dB (mean 1.43). Single cases vary a lot, so the test
+    # blurred input 1.98/1.60/1.29/0.83 dB (mean 1.43). Single cases vary a lot, so the test
     # checks the mean and the worst case.
     sims, gains = [], []
     for res, k, y, truth in _blind_cases(data_root):

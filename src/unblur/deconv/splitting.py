@@ -126,26 +126,28 @@ def hyperlaplacian(y: torch.Tensor, kernel, sigma: float, lam: float | None = No
 
 
 def total_variation(y: torch.Tensor, kernel, sigma: float, lam: float | None = None, iterations: int = 20,
-                    beta: float | None = None, callback=None, dom: ValidDomain | None = None,
+                    beta: float | None = None, rho: float = 0.2, callback=None, dom: ValidDomain | None = None,
                     grid: bool = False) -> torch.Tensor:
     r"""Deconvolution with isotropic total variation, by ADMM.
 
     Minimises :math:`\tfrac12\|MKx - y\|^2 + \lambda\,\mathrm{TV}(x)` with splittings
     :math:`u = Kx`, :math:`w = \nabla x` and scaled duals for both (Afonso, Bioucas-Dias &
     Figueiredo, "Fast image recovery using variable splitting and constrained optimization",
-    IEEE TIP 2010). ``beta`` (default :math:`10\lambda`) is the gradient penalty. ``dom`` (a
+    IEEE TIP 2010). ``beta`` (default :math:`10\lambda`) is the gradient penalty and ``rho`` the
+    penalty of :math:`u = Kx`; with 0.2 instead of 1, 20 iterations come within 0.03 dB of 80 (on
+    36 training images; the border band, which only the dual updates reach, converges faster). ``dom`` (a
     :class:`~unblur.deconv._domain.ValidDomain` of ``y`` and ``kernel``) and ``grid`` (return the
     whole latent grid) let :func:`plug_and_play` start from this solution.
     """
     lam = default_lambda("tv", sigma) if lam is None else lam
     beta = 10 * lam if beta is None else beta
-    return _solve(y, kernel, TotalVariation(), lam, [beta] * iterations, dual_prior=True, callback=callback, dom=dom,
-                  grid=grid)
+    return _solve(y, kernel, TotalVariation(), lam, [beta] * iterations, rho=rho, dual_prior=True, callback=callback,
+                  dom=dom, grid=grid)
 
 
-def plug_and_play(y: torch.Tensor, kernel, sigma: float, denoiser="learned", iterations: int = 8,
+def plug_and_play(y: torch.Tensor, kernel, sigma: float, denoiser="learned", iterations: int = 6,
                   sigma_start: float = 49 / 255, lam: float | None = None, warm_start: int = 20, inner: int = 3,
-                  callback=None) -> torch.Tensor:
+                  rho: float = 1.0, callback=None) -> torch.Tensor:
     r"""Plug-and-play half-quadratic splitting with a denoiser as the prior step.
 
     With :math:`z = x`, the prior step is ``denoiser(x, s_t)``; the denoiser strength :math:`s_t`
@@ -153,7 +155,8 @@ def plug_and_play(y: torch.Tensor, kernel, sigma: float, denoiser="learned", ite
     ``iterations`` steps, and the penalty is :math:`\beta_t = \lambda / s_t^2`, so that the
     x-step weighs the data term against :math:`\|x - z\|^2` as a MAP step at noise level
     :math:`s_t` would (Zhang et al., "Plug-and-play image restoration with deep denoiser prior",
-    TPAMI 2021; 8 iterations from 49/255 is their deblurring schedule).
+    TPAMI 2021, whose deblurring schedule runs 8 iterations from 49/255; from the warm start below,
+    6 did better, by 0.1 dB on 36 training images, and 11 worse).
 
     Two changes for the ``valid`` model, whose border pixels the data constrain only partly:
 
@@ -162,7 +165,8 @@ def plug_and_play(y: torch.Tensor, kernel, sigma: float, denoiser="learned", ite
       partly observed border band with ringing that the denoiser, trained on white noise, does not
       remove (-0.7 dB against the warm start on 36 training images, mostly in that band);
     * each denoiser call is followed by ``inner`` data and x steps (FFT only), so the splitting of
-      the masked data term gets near the exact x-step of DPIR's circular model.
+      the masked data term gets near the exact x-step of DPIR's circular model (``rho`` is the
+      penalty of :math:`u = Kx`).
 
     ``denoiser`` is ``"learned"`` (the shipped network, :func:`unblur.denoising.learned_denoiser`),
     ``"tv"`` (total variation denoising, :func:`~unblur.deconv.priors.tv_denoise`), or any
@@ -185,4 +189,5 @@ def plug_and_play(y: torch.Tensor, kernel, sigma: float, denoiser="learned", ite
     betas = [lam / s**2 for s in sigmas]
     dom = ValidDomain(y, kernel)
     x0 = total_variation(y, kernel, sigma, iterations=warm_start, dom=dom, grid=True) if warm_start else None
-    return _solve(y, kernel, DenoiserPrior(denoiser), lam, betas, inner=inner, x0=x0, dom=dom, callback=callback)
+    return _solve(y, kernel, DenoiserPrior(denoiser), lam, betas, rho=rho, inner=inner, x0=x0, dom=dom,
+                  callback=callback)
