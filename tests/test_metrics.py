@@ -253,3 +253,29 @@ def test_kernel_metrics_torch_and_batch():
     assert math.isnan(M.kernel_similarity(np.zeros((3, 3)), k))
     with pytest.raises(UserError):
         M.kernel_error(k, np.zeros((3, 3)))
+
+
+# -- band energy ratio ------------------------------------------------------------------------------
+def test_band_energy_ratio_known_answers():
+    rng = np.random.default_rng(3)
+    y = rng.random((64, 81))
+    assert M.band_energy_ratio(y, y) == pytest.approx(1.0)
+    # doubling the deviation from the mean quadruples the energy; an offset adds none
+    assert M.band_energy_ratio(0.3 + y.mean() + 2 * (y - y.mean()), y) == pytest.approx(4.0)
+    # the same as summing the full two-sided spectrum over the band
+    x = rng.random((64, 81))
+    win = np.outer(np.hanning(64), np.hanning(81))
+    radius = np.hypot(np.fft.fftfreq(64)[:, None], np.fft.fftfreq(81)[None])
+    band = (radius >= 0.01) & (radius <= 0.45)
+    def energy(a):
+        return (np.abs(np.fft.fft2((a - a.mean()) * win)) ** 2)[band].sum()
+    assert M.band_energy_ratio(x, y) == pytest.approx(energy(x) / energy(y))
+    # blurring removes band energy
+    assert M.band_energy_ratio(gaussian_filter(y, 2.0), y) < 0.2
+
+
+def test_band_energy_ratio_batched_and_colour():
+    x = torch.rand(2, 3, 40, 50)
+    out = M.band_energy_ratio(x, x.mean(1, keepdim=True).expand_as(x) * 0.5 + 0.25)
+    assert out.shape == (2,)
+    torch.testing.assert_close(out, torch.full((2,), 4.0, dtype=out.dtype))
