@@ -1,4 +1,6 @@
 """Blind deblurring: kernel recovery, method choice, determinism, region selection, CLI."""
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -38,18 +40,25 @@ def _blind_cases(data_root, sigma=0.01, **settings):
     kernels, so the cases pin the count.
     """
     files = sorted((data_root / "natural" / "cbsd432").glob("*.jpg"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
     results = []
-    try:
+    with _threads(2):
         for idx, rng in [(125, 202), (40, 7), (300, 11), (210, 5)]:
             img = io.read_image(files[idx]).to_tensor()[..., :300, :300]
             k = camera_shake_kernel(size=25, rng=rng)
             y, truth = degrade(img, k, Degradation(sigma=sigma, bits=8), generator=1)
             results.append((deblur(y, method="map", kernel_size=31, **settings), k, y, truth))
-    finally:
-        torch.set_num_threads(threads)
     return results
+
+
+@contextlib.contextmanager
+def _threads(n):
+    """Run with ``n`` torch threads (blind estimates are pinned to the count they were measured with)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_blind_recovery_of_camera_shake(data_root):
@@ -124,12 +133,8 @@ def test_auto_falls_back_to_polyblur_when_the_restoration_breaks_down(data_root)
     from unblur.metrics import band_energy_ratio
 
     y = io.read_image(data_root / "lai2016" / "real" / "cross_stitch.jpg").to_tensor()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)  # the thread count of the measured value, as in _blind_cases
-    try:
+    with _threads(2):
         res = deblur(y, method="auto")
-    finally:
-        torch.set_num_threads(threads)
     assert res.method == "polyblur" and band_energy_ratio(res.image, y) < 2
 
 

@@ -107,6 +107,9 @@ def _out_shift(shift: torch.Tensor, layout: ImageLayout):
     return (float(shift[0, 0]), float(shift[0, 1]))
 
 
+# --------------------------------------------------------------------------------------------
+# No-reference: band energy
+# --------------------------------------------------------------------------------------------
 def band_energy_ratio(x, ref, band: tuple[float, float] = (0.01, 0.45)):
     r"""Energy of ``x`` over the energy of ``ref`` in a band of spatial frequencies.
 
