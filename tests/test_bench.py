@@ -330,6 +330,22 @@ def test_cli_end_to_end(tiny, capsys):
     assert "0 results computed" in capsys.readouterr().out
 
 
+def test_cli_report_only_computes_nothing(tiny, capsys):
+    out, md = tiny / "ro", tiny / "B.md"
+    assert main(["bench", "--suite", "test-tiny", "--report-only", "--out", str(out)]) == 2
+    assert "no results" in capsys.readouterr().err
+    assert main(["bench", "--suite", "test-tiny", "--methods", "test-count,test-blind", "--out", str(out)]) == 0
+    before = (out / "results.csv").read_text()
+    capsys.readouterr()
+    # without --report-only, a method missing from --out (skimage-rl here) would be computed
+    assert main(["bench", "--suite", "test-tiny", "--methods", "test-blind,skimage-rl", "--report-only",
+                 "--out", str(out), "--benchmarks-md", str(md)]) == 0
+    assert (out / "results.csv").read_text() == before
+    assert "results computed" not in capsys.readouterr().out
+    section = md.read_text()
+    assert "| `test-blind` |" in section and "| `test-count` |" not in section and "| `skimage-rl` |" not in section
+
+
 def test_cli_user_errors(tiny, capsys):
     assert main(["bench", "--suite", "no-such-suite", "--out", str(tiny / "x")]) == 2
     assert main(["bench", "--suite", "test-tiny", "--methods", "nope", "--out", str(tiny / "x")]) == 2

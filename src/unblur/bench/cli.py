@@ -31,6 +31,8 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--rerun", action="store_true",
                    help="recompute the rows of --methods already in --out (after a method changed); other rows are kept")
     p.add_argument("--benchmarks-md", default=None, metavar="PATH", help="also regenerate this BENCHMARKS.md from the run's summary")
+    p.add_argument("--report-only", action="store_true",
+                   help="compute nothing: summarise the rows already in --out (of --methods, if given)")
     p.add_argument("--list", action="store_true", help="list the suites and methods and exit")
     p.set_defaults(func=cmd_bench)
     return p
@@ -108,21 +110,31 @@ def cmd_bench(args) -> int:
     if args.overwrite and (out / "results.csv").is_file():
         (out / "results.csv").unlink()
     device = getattr(args, "device", None) or "cpu"
-    result = run_bench(suites, methods, out, data_root=args.data, jobs=args.jobs, limit=args.limit,
-                       device=device, save_images=args.images, rerun=args.rerun)
-    rows = [r for r in read_results(out / "results.csv") if r["suite"] in suites]
+    if args.report_only:
+        if not (out / "results.csv").is_file():
+            raise UserError(f"--report-only: no results in {out}")
+        result = None
+    else:
+        result = run_bench(suites, methods, out, data_root=args.data, jobs=args.jobs, limit=args.limit,
+                           device=device, save_images=args.images, rerun=args.rerun)
+    rows = [r for r in read_results(out / "results.csv")
+            if r["suite"] in suites and (result is not None or methods is None or r["method"] in methods)]
+    if not rows:
+        raise UserError(f"no results of {', '.join(suites)} in {out}")
     threads = torch.get_num_threads() if args.jobs == 1 else f"{max(1, cpu_count() // args.jobs)} per job x {args.jobs} jobs"
-    meta = RunMeta(_command_line(args), git_commit(), machine_info(str(device), threads), wall_seconds=result.seconds)
+    meta = RunMeta(_command_line(args), git_commit(), machine_info(str(device), threads),
+                   wall_seconds=None if result is None else result.seconds)
     summaries = summarize(rows)
     written = [write_summary(out, summaries, meta), write_report(out, rows, summaries, meta)]
     if args.benchmarks_md:
         written.append(update_benchmarks_md(args.benchmarks_md, summaries, meta))
-    print(f"{result.computed} results computed, {result.skipped} already there, {result.errors} failed, "
-          f"in {result.seconds:.1f} s")
-    print(f"wrote {out / 'results.csv'}")
+    if result is not None:
+        print(f"{result.computed} results computed, {result.skipped} already there, {result.errors} failed, "
+              f"in {result.seconds:.1f} s")
+        print(f"wrote {out / 'results.csv'}")
     for p in written:
         print(f"wrote {p}")
-    if result.errors:
+    if result is not None and result.errors:
         console.print(f"[yellow]{result.errors} method runs failed; see the status column of {out / 'results.csv'}[/yellow]")
         return 1
     return 0
