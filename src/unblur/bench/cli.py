@@ -121,7 +121,10 @@ def cmd_bench(args) -> int:
             if r["suite"] in suites and (result is not None or methods is None or r["method"] in methods)]
     if not rows:
         raise UserError(f"no results of {', '.join(suites)} in {out}")
-    threads = torch.get_num_threads() if args.jobs == 1 else f"{max(1, cpu_count() // args.jobs)} per job x {args.jobs} jobs"
+    if result is None:  # the rows' own thread counts, not this invocation's
+        threads = "/".join(sorted({r["threads"] for r in rows if r.get("threads")})) or "unknown"
+    else:
+        threads = torch.get_num_threads() if args.jobs == 1 else f"{max(1, cpu_count() // args.jobs)} per job x {args.jobs} jobs"
     meta = RunMeta(_command_line(args), git_commit(), machine_info(str(device), threads),
                    wall_seconds=None if result is None else result.seconds)
     summaries = summarize(rows)
