@@ -208,6 +208,14 @@ def test_suite_default_methods():
 # ------------------------------------------------------------------------------------------------
 # runner
 # ------------------------------------------------------------------------------------------------
+def test_timing_suites_repeat_each_call(tiny, monkeypatch):
+    assert bs.SUITES["speed"].repeats == bs.SPEED_REPEATS > 1 and bs.SUITES["lai-synth"].repeats == 1
+    monkeypatch.setitem(bs.SUITES, "test-tiny", bs.Suite("test-tiny", "tiny", _tiny_suite, repeats=3))
+    run_bench(["test-tiny"], ["test-count"], tiny / "rep", progress=False)
+    rows = read_results(tiny / "rep" / "results.csv")
+    assert len(CALLS) == 3 * len(rows) and len(rows) == 3 and all(r["status"] == "ok" for r in rows)
+
+
 def test_run_rows_metrics_and_applicability(tiny):
     out = tiny / "run"
     res = run_bench(["test-tiny"], ["test-count", "test-blind", "skimage-wiener"], out, progress=False)

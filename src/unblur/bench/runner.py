@@ -37,6 +37,7 @@ import hashlib
 import multiprocessing as mp
 import os
 import resource
+import statistics
 import sys
 import time
 import traceback
@@ -330,12 +331,17 @@ def _error_text(exc: BaseException) -> str:
     return f"error: {type(exc).__name__}: {msg}"[:300]
 
 
-def run_case(case: Case, methods: list[Method], out: Path, *, save: bool, device="cpu", commit: str = "", emit=None) -> list[dict]:
+def run_case(case: Case, methods: list[Method], out: Path, *, save: bool, device="cpu", commit: str = "", emit=None,
+             repeats: int | None = None) -> list[dict]:
     """Run ``methods`` on one case; returns the rows (and passes each to ``emit`` as it is done).
 
-    A case that cannot be built gives an error row for every method.
+    A case that cannot be built gives an error row for every method. Each method is called
+    ``repeats`` times (default: the suite's :attr:`~unblur.bench.suites.Suite.repeats`); the
+    median wall time and the largest peak memory are recorded, the last call's output is scored.
     """
     device = torch.device(device)
+    if repeats is None:
+        repeats = SUITES[case.suite].repeats if case.suite in SUITES else 1
     base = {
         "suite": case.suite, "case": case.id, "group": case.group, "source": case.source,
         "kernel_size": case.kernel_size, "noise": case.sigma, "threads": torch.get_num_threads(),
@@ -365,7 +371,11 @@ def run_case(case: Case, methods: list[Method], out: Path, *, save: bool, device
         row = {**base, "method": m.name, "kind": m.kind}
         try:
             _warm_up(m, device)
-            restored, est, seconds, peak, delta, gpu = _measured(m, blurred, None if m.blind else kernel, case.sigma)
+            calls = [_measured(m, blurred, None if m.blind else kernel, case.sigma) for _ in range(repeats)]
+            restored, est = calls[-1][:2]
+            seconds = statistics.median(c[2] for c in calls)
+            peak, delta = max(c[3] for c in calls), max(c[4] for c in calls)
+            gpu = None if calls[-1][5] is None else max(c[5] for c in calls)
             row.update(seconds=seconds, peak_mb=peak, delta_mb=delta, gpu_mb=gpu)
             row.update(evaluate(restored, data, case, m, est))
             if save:
