@@ -42,7 +42,8 @@ coarse to fine over an image pyramid (Fergus et al. 2006; Cho & Lee 2009):
   cases of 31-75 px kernels on training images (half blurred in linear light, half on sRGB
   values), the mean gain over the blurred input rose from 1.02 to 1.33 dB (linear-light cases
   0.71 to 0.77, sRGB cases 1.33 to 1.88); on 48 camera-shake cases blurred in linear light it
-  stayed within noise (1.52 and 1.50 dB).
+  stayed within noise (1.52 and 1.50 dB). On the real GoPro frames of the ``gopro`` benchmark,
+  ``deblur`` rose from 28.33 to 29.15 dB (the blurred input: 29.47 dB).
 
 Before any of this the estimation window is denoised with the project's learned denoiser
 (:func:`unblur.denoising.learned_denoiser`) at the image's noise level. Noise in :math:`y` passes
@@ -58,8 +59,9 @@ over the blurred input went from 1.10 to 1.19 and then 1.52 dB.
 
 The observation is a ``valid`` blur (:class:`unblur.deconv._domain.ValidDomain`); the data term is
 masked to the observed pixels, and saturated pixels and their neighbourhood are masked out too
-(light streaks do not obey the linear model). Estimation runs on the luminance in linear light, on
-the most informative window of large images, so its cost does not grow with megapixels.
+(light streaks do not obey the linear model). Estimation runs on the luminance (in linear light or
+on the stored values, per start), on the most informative window of large images, so its cost
+does not grow with megapixels.
 """
 from __future__ import annotations
 
