@@ -352,6 +352,9 @@ def test_cli_report_only_computes_nothing(tiny, capsys):
     assert "results computed" not in capsys.readouterr().out
     section = md.read_text()
     assert "| `test-blind` |" in section and "| `test-count` |" not in section and "| `skimage-rl` |" not in section
+    # it never deletes or recomputes what it reports
+    assert main(["bench", "--suite", "test-tiny", "--report-only", "--overwrite", "--out", str(out)]) == 2
+    assert (out / "results.csv").read_text() == before
 
 
 def test_cli_user_errors(tiny, capsys):

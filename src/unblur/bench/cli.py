@@ -107,18 +107,21 @@ def cmd_bench(args) -> int:
     out = Path(args.out) if args.out else Path("bench-out") / "+".join(suites)
     if args.out is None:
         out.parent.mkdir(exist_ok=True)
+    if args.report_only and (args.overwrite or args.rerun):
+        raise UserError("--report-only reports the rows in --out; it cannot be combined with --overwrite or --rerun")
     if args.overwrite and (out / "results.csv").is_file():
         (out / "results.csv").unlink()
     device = getattr(args, "device", None) or "cpu"
     if args.report_only:
         if not (out / "results.csv").is_file():
             raise UserError(f"--report-only: no results in {out}")
-        result = None
+        result, shown = None, methods
     else:
         result = run_bench(suites, methods, out, data_root=args.data, jobs=args.jobs, limit=args.limit,
                            device=device, save_images=args.images, rerun=args.rerun)
+        shown = None  # a run reports every method of its suites in --out, not only the ones it computed
     rows = [r for r in read_results(out / "results.csv")
-            if r["suite"] in suites and (result is not None or methods is None or r["method"] in methods)]
+            if r["suite"] in suites and (shown is None or r["method"] in shown)]
     if not rows:
         raise UserError(f"no results of {', '.join(suites)} in {out}")
     if result is None:  # the rows' own thread counts, not this invocation's
