@@ -355,6 +355,12 @@ def test_cli_report_only_computes_nothing(tiny, capsys):
     # it never deletes or recomputes what it reports
     assert main(["bench", "--suite", "test-tiny", "--report-only", "--overwrite", "--out", str(out)]) == 2
     assert (out / "results.csv").read_text() == before
+    # rows computed on another device are reported where they were computed
+    assert main(["--device", "cpu", "bench", "--suite", "test-tiny", "--report-only", "--out", str(out)]) == 0
+    (out / "results.csv").write_text(before.replace(",cpu,", ",cuda,"))
+    capsys.readouterr()
+    assert main(["--device", "cpu", "bench", "--suite", "test-tiny", "--report-only", "--out", str(out)]) == 2
+    assert "computed on cuda" in capsys.readouterr().err
 
 
 def test_cli_user_errors(tiny, capsys):
@@ -388,6 +394,11 @@ def test_benchmarks_md_keeps_other_suites(tmp_path):
     with pytest.raises(UserError, match="lists m,"):
         update_benchmarks_md(p, summarize(fewer), meta)
     assert p.read_text() == text
+    # a GPU run gets its own section beside the CPU one, which stays
+    update_benchmarks_md(p, summarize(rows("lai-synth", 31.0)), RunMeta("unblur bench", "abc", {"device": "cuda (H100)"}))
+    gpu = p.read_text()
+    assert "<!-- bench:begin lai-synth-cuda -->" in gpu and "## lai-synth on the GPU" in gpu and "31.00" in gpu
+    assert "26.00" in gpu and gpu.index("begin lai-synth -->") < gpu.index("begin lai-synth-cuda") < gpu.index("## shake-synth")
 
 
 @needs_data

@@ -66,11 +66,12 @@ def test_save_load_roundtrip(tmp_path):
 
 
 # -- shipped weights --------------------------------------------------------------------------------
-@pytest.mark.parametrize("which, expected", [("rgb", 31.244), ("gray", 28.745)])
+@pytest.mark.parametrize("which, expected", [("rgb", 32.297), ("gray", 29.259)])
 def test_shipped_weights_regression(which, expected):
     """The shipped denoiser loads offline and gives a known PSNR on fixed noisy crops.
 
-    Regression values measured with the shipped weights (sigma 25/255; inputs at 21.0 / 20.7 dB).
+    Regression values measured with the shipped weights (sigma 25/255; inputs at 21.0 / 20.7 dB; the
+    weights of the CPU run alone gave 31.244 / 28.745 dB).
     """
     import skimage.data
 

@@ -232,7 +232,10 @@ def cmd_train_denoiser(args) -> int:
         config = dataclasses.replace(config, steps=args.steps)
     if args.seed is not None:
         config = dataclasses.replace(config, seed=args.seed)
-    path = train_denoiser(args.out, config, data_root=args.data, device=args.device, command=typed_command())
+    if args.init is not None and not Path(args.init).is_file():
+        raise UserError(f"no weights file {args.init}")
+    path = train_denoiser(args.out, config, data_root=args.data, device=args.device, command=typed_command(),
+                          init=args.init)
     print(f"weights: {path}")
     return 0
 
@@ -304,11 +307,14 @@ def build_parser() -> argparse.ArgumentParser:
     train_sub = p.add_subparsers(dest="model", metavar="MODEL", parser_class=_Parser, required=True)
     p = train_sub.add_parser("denoiser", help="the noise-conditioned denoiser used by plug-and-play restoration")
     p.add_argument("--out", required=True, help="output folder (checkpoint.pt, train.log, denoiser.pt); resumes if it holds a checkpoint")
-    p.add_argument("--profile", choices=("cpu", "gpu"), default="cpu", help="cpu: about an hour on 2 cores; gpu: the long run")
+    p.add_argument("--profile", choices=("cpu", "gpu", "gpu-finetune"), default="cpu",
+                   help="cpu: about an hour on 2 cores; gpu, gpu-finetune: about 5 minutes each on an H100")
     p.add_argument("--config", default=None, help="JSON or TOML file overriding profile fields")
     p.add_argument("--steps", type=int, default=None, help="override the number of steps")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--data", default=None, help="reference data folder (default ../shared/data)")
+    p.add_argument("--init", default=None, metavar="WEIGHTS",
+                   help="start from these weights (e.g. src/unblur/models/weights/denoiser.pt) instead of random ones")
     p.set_defaults(func=cmd_train_denoiser)
 
     p = sub.add_parser("denoise", help="remove Gaussian noise with the shipped learned denoiser")

@@ -326,7 +326,7 @@ def update_benchmarks_md(path, summaries: list[SuiteSummary], meta: RunMeta) -> 
     """Regenerate ``path`` (BENCHMARKS.md) with one section per suite of ``summaries``.
 
     Sections of suites not in ``summaries`` are kept as they were; sections are ordered as the
-    suite registry. The header says the file is generated. A section is only replaced by a
+    suite registry. A run on a CUDA device writes its own section (``speed-cuda`` beside ``speed``). The header says the file is generated. A section is only replaced by a
     summary that has every method it listed: a run whose results lack some (e.g. one written to a
     fresh ``--out`` folder) raises :class:`~unblur.errors.UserError` and leaves the file unchanged.
     """
@@ -337,23 +337,25 @@ def update_benchmarks_md(path, summaries: list[SuiteSummary], meta: RunMeta) -> 
     if p.is_file():
         for m in _SECTION.finditer(p.read_text(encoding="utf-8")):
             sections[m.group(1)] = m.group(2)
+    gpu = str(meta.machine.get("device", "cpu")).startswith("cuda")
     for s in summaries:
-        if s.suite in sections:
-            lost = sorted(set(_SECTION_METHOD.findall(sections[s.suite])) - {m.method for m in s.methods})
+        name = f"{s.suite}-cuda" if gpu else s.suite
+        if name in sections:
+            lost = sorted(set(_SECTION_METHOD.findall(sections[name])) - {m.method for m in s.methods})
             if lost:
-                raise UserError(f"{p}: the {s.suite} section lists {', '.join(lost)}, which this run's results lack; "
+                raise UserError(f"{p}: the {name} section lists {', '.join(lost)}, which this run's results lack; "
                                 f"run in the folder that holds those results (default bench-out/{s.suite})")
         desc = SUITES[s.suite].description if s.suite in SUITES else ""
-        body = [f"## {s.suite}", ""]
+        body = [f"## {s.suite}" + (" on the GPU" if gpu else ""), ""]
         if desc:
             body += [f"{desc}.", ""]
         body += [f"- command: `{meta.command}`", f"- commit: `{meta.commit}`" + (
             f" (rows from {', '.join(f'`{c}`' for c in s.commits)})" if s.commits and s.commits != [meta.commit] else ""),
             f"- date: {meta.date}", f"- machine: {_machine_md(meta)}", "", suite_tables_md(s), ""]
-        sections[s.suite] = "\n".join(body) + "\n"
+        sections[name] = "\n".join(body) + "\n"
     order = {n: i for i, n in enumerate(SUITES)}
     text = BENCHMARKS_HEADER.format(legend=LEGEND)
-    for name in sorted(sections, key=lambda n: (order.get(n, len(order)), n)):
+    for name in sorted(sections, key=lambda n: (order.get(n.removesuffix("-cuda"), len(order)), n)):
         text += "\n" + _BEGIN.format(name) + "\n" + sections[name] + _END.format(name) + "\n"
     _atomic_write(p, text)
     return p

@@ -866,8 +866,8 @@ def kernel_spread(k) -> float:
         raise UserError(f"kernel_spread takes one (h, w) kernel, got {tuple(t.shape)}")
     t = t.to(torch.float64).clamp_min(0)
     r0, c0 = _com(t)
-    rows = torch.arange(t.shape[0], dtype=t.dtype)[:, None] - r0
-    cols = torch.arange(t.shape[1], dtype=t.dtype)[None, :] - c0
+    rows = torch.arange(t.shape[0], dtype=t.dtype, device=t.device)[:, None] - r0
+    cols = torch.arange(t.shape[1], dtype=t.dtype, device=t.device)[None, :] - c0
     m = t / t.sum()
     cov = torch.stack([torch.stack([(m * rows**2).sum(), (m * rows * cols).sum()]),
                        torch.stack([(m * rows * cols).sum(), (m * cols**2).sum()])])

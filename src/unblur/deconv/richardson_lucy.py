@@ -73,7 +73,7 @@ def richardson_lucy(y: torch.Tensor, kernel, sigma: float = 0.0, iterations: int
         if tv > 0:
             gx, gy = grad(z)
             mag = torch.sqrt(gx**2 + gy**2 + 1e-6)
-            denom = (norm + tv * grad_adjoint(gx / mag, gy / mag)).clamp_min(eps)
+            denom = torch.maximum(norm + tv * grad_adjoint(gx / mag, gy / mag), 0.5 * norm)
         x_new = (z * update / denom).clamp_min(eps)
         g_prev, g = g, x_new - z
         x_prev, x = x, x_new

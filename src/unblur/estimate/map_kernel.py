@@ -178,9 +178,10 @@ class MapEstimator:
         coarsest scale starts from, and whether to estimate in linear light (undo the sRGB curve)
         or on the stored values. One estimate is made from each and the sharpest restoration
         picks the kernel (:func:`select_kernel`).
-    denoise : bool
+    denoise : float
         Denoise the estimation window with the shipped learned denoiser
-        (:func:`unblur.denoising.learned_denoiser`) before estimating (see the module docstring).
+        (:func:`unblur.denoising.learned_denoiser`) before estimating, told this fraction of the
+        image's noise level (0 or False: no denoising; see the module docstring).
     noise : float or None
         Noise std of the image for that step; None estimates it on the window.
     """
@@ -202,7 +203,7 @@ class MapEstimator:
     beta_max: float = 1e5
     beta_rate: float = 2.0
     starts: tuple[tuple[float, bool], ...] = ((0.0, True), (90.0, False))
-    denoise: bool = True
+    denoise: float = 0.75
     noise: float | None = None
 
     def __post_init__(self):
@@ -341,7 +342,7 @@ class MapEstimator:
             from unblur.denoising import learned_denoiser
 
             noise = self.noise if self.noise is not None else float(estimate_noise_level(y))
-            work = luminance(learned_denoiser()(y, noise).clamp(0, 1))
+            work = luminance(learned_denoiser()(y, float(self.denoise) * noise).clamp(0, 1))
         # mask saturated pixels and the neighbourhood their blur reaches
         weight = 1 + _min_filter(_min_filter(-sat, ks | 1, -1), ks | 1, -2)  # 1 - max filter
         linear = srgb_to_linear(work)
@@ -362,7 +363,7 @@ class MapEstimator:
             ys = g if s == 0 else F.interpolate(g, scale_factor=f, mode="bilinear", antialias=True, align_corners=False)
             ws = weight if s == 0 else (F.interpolate(weight, size=ys.shape[-2:], mode="bilinear", align_corners=False) > 0.99).float()
             if k is None:
-                k = _initial_kernel(full, angle)
+                k = _initial_kernel(full, angle, g.device)
             else:
                 k = resize_kernel(k, scale=full / prev_full)
                 k = self.project(_crop_center(k, min(full, self.grown_support(k))))
@@ -427,9 +428,9 @@ def _min_filter(x: torch.Tensor, p: int, dim: int) -> torch.Tensor:
     return torch.minimum(m.narrow(dim, 0, n), m.narrow(dim, p - w, n))
 
 
-def _initial_kernel(n: int, angle: float) -> torch.Tensor:
+def _initial_kernel(n: int, angle: float, device=None) -> torch.Tensor:
     """A 3-tap line through the centre of an ``n`` x ``n`` grid at ``angle`` degrees."""
-    k = torch.zeros(n, n)
+    k = torch.zeros(n, n, device=device)
     c = n // 2
     dy, dx = round(math.sin(math.radians(angle))), round(math.cos(math.radians(angle)))
     for t in (-1, 0, 1):

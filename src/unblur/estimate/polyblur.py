@@ -661,7 +661,7 @@ def polyblur_deblur(
             all_ests.append(ests)
             covs.append(cov)
     restored = from_bchw(torch.cat(outs, 0), layout)
-    kernels = [_kernel_from_cov(cv) for cv in covs]
+    kernels = [_kernel_from_cov(cv).to(x.device) for cv in covs]
     batched = layout.kind == "torch" and layout.ndim == 4 and x.shape[0] > 1
     if batched:
         size = max(k.shape[-1] for k in kernels)
