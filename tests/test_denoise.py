@@ -186,6 +186,22 @@ def test_training_reduces_loss(tiny_data, tmp_path):
     assert hist[-1]["val"]["color"] > hist[0]["val"]["color"]
 
 
+def test_patch_sampler_batches(tiny_data):
+    from unblur.train.denoiser import load_training_data
+
+    cfg = _tiny_config(batch=64, gray_fraction=0.5)
+    sampler, val = load_training_data(tiny_data, cfg)
+    clean, gray = sampler.sample(np.random.default_rng(3))
+    assert clean.shape == (64, 3, 32, 32) and gray.shape == (64,) and clean.dtype == torch.float32
+    assert float(clean.min()) >= 0 and float(clean.max()) <= 1
+    assert 10 < int(gray.sum()) < 54  # about half are gray, and those are gray in all three channels
+    assert torch.equal(clean[gray][:, 0], clean[gray][:, 1]) and torch.equal(clean[gray][:, 0], clean[gray][:, 2])
+    assert not torch.equal(clean[~gray][:, 0], clean[~gray][:, 1])
+    again, _ = load_training_data(tiny_data, cfg)[0].sample(np.random.default_rng(3))
+    assert torch.equal(clean, again)
+    assert val.shape[0] == cfg.val_images
+
+
 def test_resume_with_other_config_is_refused(tiny_data, tmp_path):
     from unblur.errors import UserError
 

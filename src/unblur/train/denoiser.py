@@ -83,8 +83,9 @@ class TrainConfig:
 
 #: Named profiles. ``cpu`` finishes in about an hour on a 2-core machine. ``gpu`` and
 #: ``gpu-finetune`` are each sized for one 10-minute call of the lent H100 (128 patches of 128 px
-#: per step in bfloat16, about 75 steps/s); the shipped weights are the ``cpu`` run, fine-tuned by
-#: ``gpu`` and then by ``gpu-finetune`` (each started with ``--init`` from the previous weights).
+#: per step in bfloat16, about 75 steps/s). The shipped weights are the ``cpu`` run fine-tuned by
+#: ``gpu``, then by ``gpu-finetune`` twice, the second time on 192 px patches (each stage started
+#: with ``--init`` from the previous weights; the README lists the commands).
 PROFILES = {
     "cpu": TrainConfig(),
     "gpu": TrainConfig(steps=20_000, batch=128, patch=128, lr=2e-4, lr_min=1e-6, warmup=300, bf16=True,
