@@ -347,7 +347,7 @@ class MapEstimator:
             from unblur.denoising import learned_denoiser
 
             noise = self.noise if self.noise is not None else float(estimate_noise_level(y))
-            work = luminance(learned_denoiser()(y, float(self.denoise) * noise).clamp(0, 1))
+            work = luminance(learned_denoiser(y.device)(y, float(self.denoise) * noise).clamp(0, 1))
         # mask saturated pixels and the neighbourhood their blur reaches
         weight = 1 + _min_filter(_min_filter(-sat, ks | 1, -1), ks | 1, -2)  # 1 - max filter
         linear = srgb_to_linear(work)
