@@ -124,11 +124,11 @@ def cmd_bench(args) -> int:
             if r["suite"] in suites and (shown is None or r["method"] in shown)]
     if not rows:
         raise UserError(f"no results of {', '.join(suites)} in {out}")
-    row_devices = {(r.get("device") or "cpu").split(":")[0] for r in rows}
-    if result is None and row_devices != {str(device).split(":")[0]}:
-        raise UserError(f"--report-only: the rows in {out} were computed on {', '.join(sorted(row_devices))}; "
-                        "report them with the same --device, on the machine that computed them (the report names it)")
-    if result is None:  # the rows' own thread counts, not this invocation's
+    if result is None:  # the rows' own device and thread counts, not this invocation's
+        row_devices = {(r.get("device") or "cpu").split(":")[0] for r in rows}
+        if row_devices != {torch.device(device).type}:
+            raise UserError(f"--report-only: the rows in {out} were computed on {', '.join(sorted(row_devices))}; "
+                            "report them with the same --device, on the machine that computed them (the report names it)")
         threads = "/".join(sorted({r["threads"] for r in rows if r.get("threads")})) or "unknown"
     else:
         threads = torch.get_num_threads() if args.jobs == 1 else f"{max(1, cpu_count() // args.jobs)} per job x {args.jobs} jobs"

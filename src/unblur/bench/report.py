@@ -326,8 +326,9 @@ def update_benchmarks_md(path, summaries: list[SuiteSummary], meta: RunMeta) -> 
     """Regenerate ``path`` (BENCHMARKS.md) with one section per suite of ``summaries``.
 
     Sections of suites not in ``summaries`` are kept as they were; sections are ordered as the
-    suite registry. A run on a CUDA device writes its own section (``speed-cuda`` beside ``speed``). The header says the file is generated. A section is only replaced by a
-    summary that has every method it listed: a run whose results lack some (e.g. one written to a
+    suite registry. A run on a CUDA device writes its own section (``speed-cuda`` beside
+    ``speed``). The header says the file is generated. A section is only replaced by a summary
+    that has every method it listed: a run whose results lack some (e.g. one written to a
     fresh ``--out`` folder) raises :class:`~unblur.errors.UserError` and leaves the file unchanged.
     """
     from unblur.bench.suites import SUITES

@@ -291,7 +291,7 @@ def train_denoiser(out_dir, config: TrainConfig = TrainConfig(), data_root=None,
         noise_gen.set_state(state["noise_gen"])
         step, elapsed = int(state["step"]), float(state["elapsed"])
         history = json.loads(state["history"])
-        init_info = json.loads(state["init"]) if "init" in state else None
+        init_info = json.loads(state["init"])
         console.print(f"resuming from step {step}")
 
     def save_checkpoint():
