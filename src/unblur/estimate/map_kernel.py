@@ -263,7 +263,13 @@ class MapEstimator:
 
         The gradients of the :math:`L_0` latent image are used as they are: the prior has already
         reduced them to salient edges, and a further magnitude threshold (Cho & Lee 2009) made the
-        estimates worse in our trials on camera-shake blur.
+        estimates worse in our trials on camera-shake blur. Neither did weighting the data term
+        by the edge-usefulness map :math:`r` of Xu & Jia ("Two-phase kernel estimation for robust
+        motion deblurring", ECCV 2010; a window the size of the kernel support) help on the whole:
+        on 32 cases of 31-75 px kernels on training images the mean gain over the blurred input
+        fell from 1.33 to 0.14 dB (:math:`r`), 1.11 dB (:math:`\sqrt r`), 0.82 dB (coarse
+        scales only) and 1.25 dB (as a third start), although it lifted the kernel similarity on
+        three of four ``lai-synth`` cases with the 31 px kernel by 0.26 to 0.39.
         """
         ks = k.shape[-1]
         H, W = dom.shape
