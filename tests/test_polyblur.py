@@ -11,6 +11,7 @@ from unblur.blur.operators import conv2d
 from unblur.estimate.polyblur import (
     GaussianBlurEstimate,
     _apply_polynomial,
+    _candidates,
     _remove_halos,
     edge_gain,
     estimate_gaussian_blur,
@@ -263,3 +264,11 @@ def test_estimate_roundtrip_and_errors():
         polyblur(torch.rand(2, 2))
     with pytest.raises(ValueError):
         polyblur_deblur(img, blur=(-1.0, 1.0))
+
+
+@pytest.mark.parametrize("n,k", [(10, 3), (1000, 1), (10**6, 100), (10**6, 4096), (5000, 4096), (100, 100)])
+def test_candidates_hold_the_exact_top_k(n, k):
+    """The sampled threshold never drops one of the k largest values (ties and flat data included)."""
+    g = torch.Generator().manual_seed(n + k)
+    for f in (torch.rand(n, generator=g), torch.rand(n, generator=g) ** 8, torch.zeros(n).index_fill_(0, torch.arange(3), 1.0)):
+        assert torch.equal(_candidates(f, k).topk(k).values, f.topk(k).values)
