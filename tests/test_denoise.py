@@ -234,3 +234,13 @@ def test_cli_train_and_denoise(tiny_data, tmp_path, capsys):
     assert main(["denoise", str(src), "-o", str(tmp_path / "out.png"), "--sigma", "0.05"]) == 2  # exists
     assert main(["denoise", str(src), "-o", str(tmp_path / "x.png"), "--sigma", "-1"]) == 2
     assert main(["denoise", str(tmp_path / "missing.png")]) == 2
+
+
+def test_training_from_init_weights_keeps_their_record(tiny_data, tmp_path):
+    from unblur.errors import UserError
+
+    first = train_denoiser(tmp_path / "a", _tiny_config(), data_root=tiny_data, progress=False)
+    second = train_denoiser(tmp_path / "b", _tiny_config(steps=3), data_root=tiny_data, progress=False, init=first)
+    assert weights_info(second)["init"] == weights_info(first)
+    with pytest.raises(UserError, match="network"):
+        train_denoiser(tmp_path / "c", _tiny_config(channels=(8, 16, 32)), data_root=tiny_data, progress=False, init=first)

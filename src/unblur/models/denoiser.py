@@ -98,13 +98,16 @@ def _shipped_weights():
     return resources.files("unblur.models") / "weights" / WEIGHTS
 
 
-def weights_info() -> dict | None:
-    """Training record of the shipped weights (command, data, steps, validation PSNR), or None."""
+def weights_info(path=None) -> dict | None:
+    """Training record (command, data, steps, validation PSNR) of a weights file written by
+    :func:`save_weights`; by default of the shipped weights (None when they are missing)."""
+    if path is not None:
+        return json.loads(torch.load(path, map_location="cpu", weights_only=True)["info"])
     path = _shipped_weights()
     if not path.is_file():
         return None
     with resources.as_file(path) as p:
-        return json.loads(torch.load(p, map_location="cpu", weights_only=True)["info"])
+        return weights_info(p)
 
 
 def save_weights(model: DenoiserNet, path, info: dict) -> None:

@@ -253,7 +253,7 @@ def train_denoiser(out_dir, config: TrainConfig = TrainConfig(), data_root=None,
     """
     from unblur._runtime import console, progress_bar
     from unblur.bench.suites import resolve_data_root
-    from unblur.models.denoiser import load_weights
+    from unblur.models.denoiser import load_weights, weights_info
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -272,7 +272,7 @@ def train_denoiser(out_dir, config: TrainConfig = TrainConfig(), data_root=None,
         if start.config != model.config:
             raise UserError(f"{init} holds a {start.config} network, the config asks for {model.config}")
         model.load_state_dict(start.state_dict())
-        init_info = json.loads(torch.load(init, map_location="cpu", weights_only=True)["info"])
+        init_info = weights_info(init)
     model = model.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format).requires_grad_(True)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, fused=cuda or None)
     rng = np.random.default_rng(config.seed)
