@@ -25,7 +25,14 @@ r"""Blind deblurring: estimate the blur of a photo, then remove it.
    no noise at the finest scale, where the estimator looks (the median estimate on the 100
    ``lai2016/real`` photos is 0.03 %, on GoPro frames 0.1 %), yet quantisation, compression
    artefacts and the kernel error still have to be regularised; without the floor such photos
-   come out covered in amplified grain;
+   come out covered in amplified grain. What ``quality="high"`` gains depends on the kernel: on
+   128 cases of training images (64 with 31-61 px shake kernels that fill their support, 1 %
+   noise; 64 with 11-41 px ones, 0.5-2 % noise), plug-and-play gained 0.14 dB over TV with the
+   estimated kernel on the first half and lost 0.02 dB on the second. By kernel similarity it
+   gained 0.8 / 0.7 dB above 0.85, +0.1 / -0.25 dB at 0.7-0.85 and -0.4 / -0.7 dB below: the learned prior
+   restores more detail with a good kernel and more artefacts with a poor one. Telling it 3 or 4
+   times the noise level instead of 2 moved the mean by less than 0.1 dB. With the true kernel it
+   gains 1.5 / 0.9 dB;
 4. ``auto`` falls back to Polyblur when that restoration amplified the input's middle and high
    frequencies more than :data:`MAX_AMPLIFICATION` times (:func:`unblur.metrics.band_energy_ratio`
    on the central :data:`GUARD_WINDOW` px). The TV step amplified them at most 2.8 times with the

@@ -43,7 +43,14 @@ coarse to fine over an image pyramid (Fergus et al. 2006; Cho & Lee 2009):
   values), the mean gain over the blurred input rose from 1.02 to 1.33 dB (linear-light cases
   0.71 to 0.77, sRGB cases 1.33 to 1.88); on 48 camera-shake cases blurred in linear light it
   stayed within noise (1.52 and 1.50 dB). On the real GoPro frames of the ``gopro`` benchmark,
-  ``deblur`` rose from 28.33 to 29.15 dB (the blurred input: 29.47 dB).
+  ``deblur`` rose from 28.33 to 29.15 dB (the blurred input: 29.47 dB). More starts did not
+  pay: a third start on the stored values with ``gamma`` 0.3 (a stronger :math:`\|k\|^2`
+  weight, which spreads the kernel) raised the gain on 32 cases of 31-61 px kernels that fill
+  their support from 1.42 to 2.02 dB, picked from several combinations, but on 32 fresh ones it
+  went from 2.07 to 1.91 dB (11-41 px kernels: 1.07 to 1.19, then 1.28 to 1.44 dB); four starts
+  (both tone curves, ``gamma`` 0.1 and 0.3) went from 1.38 to 2.10 and from 1.11 to 0.89 dB,
+  where the selection picked a spread-out kernel twice. With the best of the candidates, the
+  oracle, the gain would be 0.2-0.4 dB higher;
 
 Before any of this the estimation window is denoised with the project's learned denoiser
 (:func:`unblur.denoising.learned_denoiser`), told 0.75 of the image's noise level. Noise in :math:`y` passes
@@ -269,7 +276,14 @@ class MapEstimator:
         on 32 cases of 31-75 px kernels on training images the mean gain over the blurred input
         fell from 1.33 to 0.14 dB (:math:`r`), 1.11 dB (:math:`\sqrt r`), 0.82 dB (coarse
         scales only) and 1.25 dB (as a third start), although it lifted the kernel similarity on
-        three of four ``lai-synth`` cases with the 31 px kernel by 0.26 to 0.39.
+        three of four ``lai-synth`` cases with the 31 px kernel by 0.26 to 0.39. That did not
+        carry over to 32 training cases with 31-61 px kernels that fill their support, as
+        ``lai-synth``'s do: with :math:`\sqrt r` the similarity fell from 0.69 to 0.65 and the
+        gain from 1.38 to 1.23 dB. Nor did other weights on those cases (the gain, similarity):
+        ``gamma`` 0.3 1.80 dB, 0.70 but 0.83 instead of 1.11 dB on 11-41 px kernels; ``gamma`` 1
+        1.14 dB, 0.65; ``lambda_grad`` 1e-3 and 2e-3 (``lambda_min`` alike) 1.63 and 1.66 dB,
+        0.68 and 0.67; 8 finest iterations 1.25 dB, 0.71. Single cases swing by several dB
+        between such variants.
         """
         ks = k.shape[-1]
         H, W = dom.shape
