@@ -195,6 +195,26 @@ def test_suite_definitions_and_determinism():
 
 
 @needs_data
+def test_train_shake_is_a_training_set_of_two_kernel_families():
+    """The tuning suite reads training images only; its "fill" kernels reach the edge of their support."""
+    cases = bs.get_suite("train-shake", DATA)
+    assert len(cases) == 2 * bs.TRAIN_CASES and len({c.id for c in cases}) == len(cases)
+    assert all(c.source.startswith("natural/cbsd432/") for c in cases)
+    fill = [c for c in cases if c.id.startswith("fill/")]
+    assert {c.kernel_size for c in fill} == {31, 41, 51, 61} and all(c.sigma == 0.01 for c in fill)
+    assert {c.sigma for c in cases if c.id.startswith("compact/")} == {0.005, 0.01, 0.02}
+
+    def reach(k):  # largest distance of a tap from the centre, as a fraction of the half-size
+        rows, cols = torch.nonzero(k > 0, as_tuple=True)
+        c = k.shape[-1] // 2
+        return float(torch.maximum((rows - c).abs(), (cols - c).abs()).max()) / c
+
+    d1, d2 = fill[1].load(), bs.get_suite("train-shake", DATA)[1].load()
+    assert torch.equal(d1.blurred, d2.blurred) and torch.equal(d1.kernel, d2.kernel)
+    assert reach(d1.kernel) > 0.85 > reach(cases[bs.TRAIN_CASES + 3].load().kernel)
+
+
+@needs_data
 def test_suite_default_methods():
     """``large`` runs its own method list when none is named; other suites run every method."""
     from unblur.bench.runner import plan

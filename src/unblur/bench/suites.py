@@ -28,6 +28,11 @@ suite              cases
                    runs and CI
 ``visual``         the 100 real blurred photos of Lai et al. (no ground truth, blind methods
                    only; outputs go into the HTML report)
+``train-shake``    the tuning set, on *training* images (``cbsd432``): 64 camera-shake kernels
+                   of 31-61 px that fill their support (1 % noise, half blurred on the sRGB
+                   values, half in linear light) + 64 compact ones of 11-41 px (0.5-2 % noise,
+                   linear light); 128 cases. Estimator settings are tried here, never on the
+                   test suites above
 =================  ===========================================================================
 """
 from __future__ import annotations
@@ -269,10 +274,10 @@ def _load_kernel(spec: tuple) -> torch.Tensor:
         from unblur import io
 
         return torch.from_numpy(io.read_kernel(spec[1])).float()
-    if spec[0] == "shake":
+    if spec[0] == "shake":  # ("shake", size, seed[, camera_shake_kernel settings])
         from unblur.blur.kernels import camera_shake_kernel
 
-        return camera_shake_kernel(size=spec[1], rng=spec[2])
+        return camera_shake_kernel(size=spec[1], rng=spec[2], **(spec[3] if len(spec) > 3 else {}))
     raise ValueError(f"unknown kernel spec {spec!r}")
 
 
@@ -392,6 +397,44 @@ def _shake_synth(root: Path) -> list[Case]:
                 cases.append(Case(cid, "shake-synth", f"shake-{size}", f"natural/{folder}/{ip.name}", sigma, size, True,
                                   builder, {"seed": seed, "kernel": f"camera_shake_kernel(size={size}, rng={kseed})",
                                                 "degradation": deg, "boundary": "valid", "gray": folder.endswith("_gray")}))
+    return cases
+
+
+#: Seed tag of ``train-shake`` (the name its cases had when the trials recorded in
+#: :mod:`unblur.estimate.map_kernel` were run on them, so that those figures can be reproduced).
+TRAIN_SEED = "dev12"
+TRAIN_CASES = 64  # per half
+
+
+@register_suite("train-shake", "tuning set on training images (cbsd432): 64 support-filling 31-61 px shake kernels "
+                "(1% noise, sRGB or linear-light blur) + 64 compact 11-41 px ones (0.5-2% noise, linear light)",
+                needs=("natural/cbsd432",), methods=("tv", "deblur-map"))
+def _train_shake(root: Path) -> list[Case]:
+    import numpy as np
+
+    images = sorted((root / "natural" / "cbsd432").glob("*.jpg"))
+    if not images:
+        raise UserError(f"train-shake needs the cbsd432 training images in {root / 'natural' / 'cbsd432'}")
+    cases = []
+    for half, sizes in (("fill", (31, 41, 51, 61)), ("compact", (11, 21, 31, 41))):
+        tag = "F" if half == "fill" else "C"
+        for i in range(TRAIN_CASES):
+            rng = np.random.default_rng(stable_seed(TRAIN_SEED, tag, i))
+            ip = images[int(rng.integers(len(images)))]
+            size = sizes[i % 4]
+            if half == "fill":  # a smooth trajectory longer than the support, shrunk to fill it
+                settings = {"max_length": size * rng.uniform(1.2, 2.0), "anxiety": rng.uniform(0.0005, 0.003)}
+                kseed = int(rng.integers(1 << 30))
+                deg = {"sigma": 0.01, "linear": bool(i % 2), "bits": 8}
+            else:
+                settings, kseed = {}, int(rng.integers(1 << 30))
+                deg = {"sigma": (0.005, 0.01, 0.02)[i % 3], "linear": True, "bits": 8}
+            cid = f"{half}/{i:02d}-{ip.stem}/shake-{size}"
+            builder = functools.partial(_build_synthetic, str(ip), ("shake", size, kseed, settings), deg,
+                                        stable_seed(TRAIN_SEED + "n", tag, i))
+            cases.append(Case(cid, "train-shake", f"{half}-{size}", f"natural/cbsd432/{ip.name}", deg["sigma"], size, True,
+                              builder, {"kernel": f"camera_shake_kernel(size={size}, rng={kseed}, **{settings})",
+                                        "degradation": deg, "boundary": "valid"}))
     return cases
 
 
