@@ -31,7 +31,7 @@ r"""Blind deblurring: estimate the blur of a photo, then remove it.
    estimated kernel on the first half and lost 0.02 dB on the second. By kernel similarity it
    gained 0.8 / 0.7 dB above 0.85, +0.1 / -0.25 dB at 0.7-0.85 and -0.4 / -0.7 dB below: the learned prior
    restores more detail with a good kernel and more artefacts with a poor one. Telling it 3 or 4
-   times the noise level instead of 2 moved the mean by less than 0.1 dB. With the true kernel it
+   times the noise level instead of 2 moved the mean by at most 0.1 dB. With the true kernel it
    gains 1.5 / 0.9 dB;
 4. ``auto`` falls back to Polyblur when that restoration amplified the input's middle and high
    frequencies more than :data:`MAX_AMPLIFICATION` times (:func:`unblur.metrics.band_energy_ratio`
