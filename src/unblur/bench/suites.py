@@ -416,8 +416,7 @@ def _train_shake(root: Path) -> list[Case]:
     if not images:
         raise UserError(f"train-shake needs the cbsd432 training images in {root / 'natural' / 'cbsd432'}")
     cases = []
-    for half, sizes in (("fill", (31, 41, 51, 61)), ("compact", (11, 21, 31, 41))):
-        tag = "F" if half == "fill" else "C"
+    for half, tag, sizes in (("fill", "F", (31, 41, 51, 61)), ("compact", "C", (11, 21, 31, 41))):
         for i in range(TRAIN_CASES):
             rng = np.random.default_rng(stable_seed(TRAIN_SEED, tag, i))
             ip = images[int(rng.integers(len(images)))]

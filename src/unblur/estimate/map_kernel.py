@@ -49,8 +49,8 @@ coarse to fine over an image pyramid (Fergus et al. 2006; Cho & Lee 2009):
   their support from 1.42 to 2.02 dB, picked from several combinations, but on 32 fresh ones it
   went from 2.07 to 1.91 dB (11-41 px kernels: 1.07 to 1.19, then 1.28 to 1.44 dB); four starts
   (both tone curves, ``gamma`` 0.1 and 0.3) went from 1.38 to 2.10 and from 1.11 to 0.89 dB,
-  where the selection picked a spread-out kernel twice. With the best of the candidates, the
-  oracle, the gain would be 0.2-0.4 dB higher;
+  where the selection picked a spread-out kernel twice. Always picking the better of the two
+  default starts (an oracle) would add only 0.1-0.2 dB: the candidates, not the choice, limit it.
 
 Before any of this the estimation window is denoised with the project's learned denoiser
 (:func:`unblur.denoising.learned_denoiser`), told 0.75 of the image's noise level. Noise in :math:`y` passes
