@@ -111,9 +111,29 @@ class ValidDomain:
 
 def grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward differences with periodic wrap: ``(x[:, j+1] - x[:, j], x[i+1] - x[i])``."""
-    return torch.roll(x, -1, -1) - x, torch.roll(x, -1, -2) - x
+    if _tracked(x):
+        return torch.roll(x, -1, -1) - x, torch.roll(x, -1, -2) - x
+    # written into preallocated outputs: one pass each instead of a rolled copy and a difference
+    gx, gy = torch.empty_like(x), torch.empty_like(x)
+    torch.sub(x[..., 1:], x[..., :-1], out=gx[..., :-1])
+    torch.sub(x[..., :1], x[..., -1:], out=gx[..., -1:])
+    torch.sub(x[..., 1:, :], x[..., :-1, :], out=gy[..., :-1, :])
+    torch.sub(x[..., :1, :], x[..., -1:, :], out=gy[..., -1:, :])
+    return gx, gy
 
 
 def grad_adjoint(gx: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
     """Adjoint of :func:`grad` (minus the divergence)."""
-    return (torch.roll(gx, 1, -1) - gx) + (torch.roll(gy, 1, -2) - gy)
+    if _tracked(gx) or _tracked(gy):
+        return (torch.roll(gx, 1, -1) - gx) + (torch.roll(gy, 1, -2) - gy)
+    out = torch.empty_like(gx)
+    torch.sub(gx[..., :-1], gx[..., 1:], out=out[..., 1:])
+    torch.sub(gx[..., -1:], gx[..., :1], out=out[..., :1])
+    out[..., 1:, :] += gy[..., :-1, :] - gy[..., 1:, :]  # same rounding as the rolled form
+    out[..., :1, :] += gy[..., -1:, :] - gy[..., :1, :]
+    return out
+
+
+def _tracked(x: torch.Tensor) -> bool:
+    """Whether autograd records operations on ``x`` (the ``out=`` fast paths do not support it)."""
+    return x.requires_grad and torch.is_grad_enabled()

@@ -91,8 +91,9 @@ class TotalVariation:
 
     def prox(self, v: torch.Tensor, t: float) -> torch.Tensor:
         # v stacks the two gradient components on a leading axis: (2, B, C, H, W).
-        norm = torch.sqrt(v[0] ** 2 + v[1] ** 2).clamp_min_(1e-12)
-        return v * (1 - t / norm).clamp_min_(0)
+        shrink = torch.hypot(v[0], v[1]).clamp_min_(1e-12)
+        shrink = shrink.reciprocal_().mul_(-t).add_(1).clamp_min_(0)  # 1 - t / |v|, at least 0
+        return v * shrink
 
 
 class DenoiserPrior:

@@ -44,27 +44,36 @@ def _solve(y, kernel, prior, lam, betas, rho=1.0, dual_prior=False, inner=1, x0=
     M, My, K, K2 = dom.mask, dom.My, dom.K, dom.K2
     on_grad = prior.acts_on == "gradient"
     R2 = dom.D2 if on_grad else 1.0
+    # the data step u = (My + rho (Kx + a)) / (M + rho) with its coefficients computed once
+    u_scale = rho / (M + rho)
+    u_offset = My / (M + rho)
     X = dom.fft(x)
     Kx = dom.ifft(K * X)
     a = torch.zeros_like(Kx)
     g = torch.stack(grad(x)) if on_grad else None
     b = torch.zeros_like(g) if dual_prior else 0
+    beta_now = None
     for it, beta in enumerate(betas):
+        if beta != beta_now:  # Fourier coefficients of the x step for this penalty
+            den = rho * K2 + beta * R2
+            data_coef = (rho * K.conj()) / den
+            prior_coef = beta / den
+            beta_now = beta
         # prior step
         if on_grad:
             w = prior.prox(g + b, lam / beta)
-            prior_rhs = dom.fft(grad_adjoint(*(w - b)))
+            prior_rhs = dom.fft(grad_adjoint(*(w - b))) * prior_coef
         else:
             w = prior.prox(x, lam / beta)
-            prior_rhs = dom.fft(w)
+            prior_rhs = dom.fft(w) * prior_coef
         for _ in range(inner):
             # data step: u = argmin 1/2 |Mu - y|^2 + rho/2 |u - (Kx + a)|^2
-            u = (My + rho * (Kx + a)) / (M + rho)
+            u = torch.addcmul(u_offset, u_scale, Kx + a)
             # x step (Fourier division)
-            X = (rho * K.conj() * dom.fft(u - a) + beta * prior_rhs) / (rho * K2 + beta * R2)
+            X = data_coef * dom.fft(u - a) + prior_rhs
             x = dom.ifft(X)
             Kx = dom.ifft(K * X)
-            a = a + Kx - u
+            a = a.add_(Kx).sub_(u)
         if on_grad:
             g = torch.stack(grad(x))
             if dual_prior:
