@@ -148,6 +148,18 @@ def test_polyblur_path_for_mild_blur(data_root):
     assert psnr_shift_invariant(res.image, img) > psnr_shift_invariant(y, img) + 1
 
 
+def test_polyblur_reports_the_noise_level_it_did_not_need(data_root):
+    """Polyblur does not use the noise level: ``deblur`` estimates it only when it is read."""
+    from unblur.estimate import estimate_noise_level
+
+    img = io.read_image(data_root / "natural" / "kodak24" / "kodim05.png").to_tensor()[..., :200, :200]
+    y = conv2d(img, gaussian_kernel(1.2), mode="same") + 0.01 * torch.randn(img.shape, generator=torch.Generator().manual_seed(0))
+    res = deblur(y, method="polyblur")
+    assert res._noise is None
+    assert res.noise == float(estimate_noise_level(y)) and 0.008 < res.noise < 0.012
+    assert deblur(y, method="polyblur", noise=0.03).noise == 0.03
+
+
 def test_numpy_in_numpy_out():
     rng = np.random.default_rng(0)
     img = rng.random((90, 90)).astype(np.float32)

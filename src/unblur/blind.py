@@ -44,7 +44,7 @@ r"""Blind deblurring: estimate the blur of a photo, then remove it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -76,12 +76,25 @@ def solver_noise(noise: float) -> float:
 
 @dataclass
 class DeblurResult:
-    """What :func:`deblur` found: restored image, kernel, and how it got there."""
+    """What :func:`deblur` found: restored image, kernel, and how it got there.
+
+    ``noise`` is the noise std of the input, given or estimated. Polyblur does not use it, so
+    after ``method="polyblur"`` it is only estimated when first read (about 40 ms per megapixel).
+    """
 
     image: object
     kernel: object
     method: str
-    noise: float
+    _noise: float | None = None
+    _source: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def noise(self) -> float:
+        if self._noise is None:
+            from unblur.estimate import estimate_noise_level
+
+            self._noise, self._source = float(estimate_noise_level(self._source)), None
+        return self._noise
 
 
 def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise: float | None = None,
@@ -131,7 +144,7 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
     y, layout = to_bchw(image, device=device)
     if y.shape[0] != 1:
         raise UserError("deblur takes one image at a time")
-    if noise is None:
+    if noise is None and method != "polyblur":
         noise = float(estimate_noise_level(y))
     guarded = method == "auto"
     with torch.no_grad():
@@ -150,7 +163,7 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
         if method == "polyblur":
             restored, kernel = polyblur(y)
     kernel = kernel_to_numpy(kernel) if layout.kind == "numpy" else kernel
-    return DeblurResult(from_bchw(restored, layout), kernel, method, noise)
+    return DeblurResult(from_bchw(restored, layout), kernel, method, noise, None if noise is not None else y)
 
 
 def _central(x: torch.Tensor, size: int = GUARD_WINDOW) -> torch.Tensor:
