@@ -69,11 +69,11 @@ def _solve(y, kernel, prior, lam, betas, rho=1.0, dual_prior=False, inner=1, x0=
         for _ in range(inner):
             # data step: u = argmin 1/2 |Mu - y|^2 + rho/2 |u - (Kx + a)|^2
             u = torch.addcmul(u_offset, u_scale, Kx + a)
-            # x step (Fourier division)
+            # x step (the Fourier division, with the coefficients above)
             X = data_coef * dom.fft(u - a) + prior_rhs
             x = dom.ifft(X)
             Kx = dom.ifft(K * X)
-            a = a.add_(Kx).sub_(u)
+            a.add_(Kx).sub_(u)
         if on_grad:
             g = torch.stack(grad(x))
             if dual_prior:
