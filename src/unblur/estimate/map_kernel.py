@@ -282,8 +282,8 @@ class MapEstimator:
         gain from 1.38 to 1.23 dB. Nor did other weights on those cases (the gain, similarity):
         ``gamma`` 0.3 1.80 dB, 0.70 but 0.83 instead of 1.11 dB on 11-41 px kernels; ``gamma`` 1
         1.14 dB, 0.65; ``lambda_grad`` 1e-3 and 2e-3 (``lambda_min`` alike) 1.63 and 1.66 dB,
-        0.68 and 0.67 (but 2e-3 gave 0.50 instead of 1.11 dB on 32 cases of 11-41 px kernels); 8 finest iterations 1.25 dB, 0.71. Single cases swing by several dB
-        between such variants.
+        0.68 and 0.67 (but 2e-3 gave 0.50 instead of 1.11 dB on 32 cases of 11-41 px kernels);
+        8 finest iterations 1.25 dB, 0.71. Single cases swing by several dB between such variants.
 
         Two more data and kernel weights were tried on those 32 cases and 32 with 11-41 px
         kernels (the gain, in dB, on each): equalising the data term's gradient energy over four
