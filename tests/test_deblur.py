@@ -129,14 +129,15 @@ def test_auto_keeps_the_map_kernel_for_camera_shake(shake_case):
 
 
 def test_auto_falls_back_to_polyblur_when_the_restoration_breaks_down(data_root):
-    """cross_stitch, a real shaken photo, gets a speckled cloud for a kernel; deconvolved with it
-    the photo turns into coloured noise (band energy 22.6 times the input's), so ``auto`` returns
-    Polyblur's result instead."""
+    """cross_stitch, a real shaken photo, gets a speckled cloud for a kernel from the estimator
+    without the latent predictor's guide; deconvolved with it the photo turns into coloured noise
+    (band energy 22.6 times the input's), so ``auto`` returns Polyblur's result instead. (With the
+    guide the kernel is a stroke and the restoration's band energy is 4.0 times the input's.)"""
     from unblur.metrics import band_energy_ratio
 
     y = io.read_image(data_root / "lai2016" / "real" / "cross_stitch.jpg").to_tensor()
     with _threads(2):
-        res = deblur(y, method="auto")
+        res = deblur(y, method="auto", guide_max=0)
     assert res.method == "polyblur" and band_energy_ratio(res.image, y) < 2
 
 

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import smooth_image as _smooth_image
 
 from unblur.cli import main
 from unblur.denoising import denoise, learned_denoiser
@@ -12,17 +13,6 @@ from unblur.models.denoiser import DenoiserConfig, DenoiserNet, load_weights, we
 from unblur.train import TrainConfig, train_denoiser
 
 TINY = DenoiserConfig(channels=(8, 16), blocks=1)
-
-
-def _smooth_image(seed: int, h: int = 64, w: int = 72, c: int = 3) -> torch.Tensor:
-    """A piecewise-smooth test image (blurred random shapes), deterministic."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.zeros(1, c, h, w)
-    for _ in range(12):
-        i, j = torch.randint(0, h - 8, (2,), generator=g)
-        hh, ww = torch.randint(6, 30, (2,), generator=g)
-        x[..., i:i + hh, j:j + ww] = torch.rand(c, 1, 1, generator=g)
-    return torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
 
 
 # -- network ----------------------------------------------------------------------------------------
@@ -140,23 +130,6 @@ def test_pnp_improves_over_its_total_variation_start():
 
 
 # -- training ---------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    """A data folder laid out like ../shared/data with a few generated images."""
-    from unblur import io
-
-    root = tmp_path_factory.mktemp("data")
-    (root / "natural" / "cbsd432").mkdir(parents=True)
-    (root / "natural" / "train400_gray").mkdir(parents=True)
-    for i in range(5):
-        img = _smooth_image(10 + i, 64, 80)[0].permute(1, 2, 0).numpy()
-        io.write_image(root / "natural" / "cbsd432" / f"{i:03d}.png", img)
-    for i in range(2):
-        img = _smooth_image(20 + i, 60, 60, c=1)[0, 0].numpy()
-        io.write_image(root / "natural" / "train400_gray" / f"{i:03d}.png", img)
-    return root
-
-
 def _tiny_config(**kw):
     base = {"steps": 6, "batch": 4, "patch": 32, "val_images": 1, "val_every": 3, "checkpoint_every": 3,
             "warmup": 2, "lr": 2e-3, "channels": (8, 16), "blocks": 1}

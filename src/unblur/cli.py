@@ -220,22 +220,24 @@ def cmd_deblur(args) -> int:
 # ------------------------------------------------------------------------------------------------
 
 
-def cmd_train_denoiser(args) -> int:
-    """Train the denoiser prior; the final weights can replace the shipped ones."""
+def cmd_train(args) -> int:
+    """Train a shipped network (the denoiser prior or the latent predictor); the final weights can
+    replace the shipped ones."""
+    from unblur import train as t
     from unblur._runtime import typed_command
-    from unblur.train import PROFILES, TrainConfig, train_denoiser
 
-    config = PROFILES[args.profile]
+    profiles, config_type, train = {"denoiser": (t.PROFILES, t.TrainConfig, t.train_denoiser),
+                                    "latent": (t.LATENT_PROFILES, t.LatentTrainConfig, t.train_latent)}[args.model]
+    config = profiles[args.profile]
     if args.config:
-        config = TrainConfig.from_file(args.config, base=config)
+        config = config_type.from_file(args.config, base=config)
     if args.steps is not None:
         config = dataclasses.replace(config, steps=args.steps)
     if args.seed is not None:
         config = dataclasses.replace(config, seed=args.seed)
     if args.init is not None and not Path(args.init).is_file():
         raise UserError(f"no weights file {args.init}")
-    path = train_denoiser(args.out, config, data_root=args.data, device=args.device, command=typed_command(),
-                          init=args.init)
+    path = train(args.out, config, data_root=args.data, device=args.device, command=typed_command(), init=args.init)
     print(f"weights: {path}")
     return 0
 
@@ -305,17 +307,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model that ships with unblur")
     train_sub = p.add_subparsers(dest="model", metavar="MODEL", parser_class=_Parser, required=True)
-    p = train_sub.add_parser("denoiser", help="the noise-conditioned denoiser used by plug-and-play restoration")
-    p.add_argument("--out", required=True, help="output folder (checkpoint.pt, train.log, denoiser.pt); resumes if it holds a checkpoint")
-    p.add_argument("--profile", choices=("cpu", "gpu", "gpu-finetune"), default="cpu",
-                   help="cpu: about an hour on 2 cores; gpu, gpu-finetune: about 5 minutes each on an H100")
-    p.add_argument("--config", default=None, help="JSON or TOML file overriding profile fields")
-    p.add_argument("--steps", type=int, default=None, help="override the number of steps")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--data", default=None, help="reference data folder (default ../shared/data)")
-    p.add_argument("--init", default=None, metavar="WEIGHTS",
-                   help="start from these weights (e.g. src/unblur/models/weights/denoiser.pt) instead of random ones")
-    p.set_defaults(func=cmd_train_denoiser)
+    for model, what, profiles, hint in (
+            ("denoiser", "the noise-conditioned denoiser used by plug-and-play restoration", ("cpu", "gpu", "gpu-finetune"),
+             "cpu: about an hour on 2 cores; gpu, gpu-finetune: about 5 minutes each on an H100"),
+            ("latent", "the blind latent predictor that guides MAP kernel estimation", ("cpu", "gpu", "gpu-finetune"),
+             "cpu: a smoke-sized run; gpu, gpu-finetune: about 8 minutes each on an H100")):
+        p = train_sub.add_parser(model, help=what)
+        p.add_argument("--out", required=True, help=f"output folder (checkpoint.pt, train.log, {model}.pt); resumes if it holds a checkpoint")
+        p.add_argument("--profile", choices=profiles, default="cpu", help=hint)
+        p.add_argument("--config", default=None, help="JSON or TOML file overriding profile fields")
+        p.add_argument("--steps", type=int, default=None, help="override the number of steps")
+        p.add_argument("--seed", type=int, default=None)
+        p.add_argument("--data", default=None, help="reference data folder (default ../shared/data)")
+        p.add_argument("--init", default=None, metavar="WEIGHTS",
+                       help=f"start from these weights (e.g. src/unblur/models/weights/{model}.pt) instead of random ones")
+        p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("denoise", help="remove Gaussian noise with the shipped learned denoiser")
     p.add_argument("input")

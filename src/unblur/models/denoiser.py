@@ -93,17 +93,17 @@ class DenoiserNet(nn.Module):
         return out[..., :h, :w]
 
 
-def _shipped_weights():
-    """The shipped weights file inside the package (a :mod:`importlib.resources` traversable)."""
-    return resources.files("unblur.models") / "weights" / WEIGHTS
+def _shipped_weights(name: str = WEIGHTS):
+    """A shipped weights file inside the package (a :mod:`importlib.resources` traversable)."""
+    return resources.files("unblur.models") / "weights" / name
 
 
-def weights_info(path=None) -> dict | None:
+def weights_info(path=None, name: str = WEIGHTS) -> dict | None:
     """Training record (command, data, steps, validation PSNR) of a weights file written by
-    :func:`save_weights`; by default of the shipped weights (None when they are missing)."""
+    :func:`save_weights`; by default of the shipped file ``name`` (None when it is missing)."""
     if path is not None:
         return json.loads(torch.load(path, map_location="cpu", weights_only=True)["info"])
-    path = _shipped_weights()
+    path = _shipped_weights(name)
     if not path.is_file():
         return None
     with resources.as_file(path) as p:
@@ -126,15 +126,21 @@ def load_weights(path, device: torch.device | str = "cpu") -> DenoiserNet:
     return model.eval().requires_grad_(False).to(device)
 
 
-@lru_cache(maxsize=4)
-def _cached(device: str) -> DenoiserNet:
-    path = _shipped_weights()
+@lru_cache(maxsize=8)
+def _cached(device: str, name: str) -> DenoiserNet:
+    path = _shipped_weights(name)
     if not path.is_file():
-        raise FileNotFoundError(f"the shipped denoiser weights are missing ({path}); run `unblur train denoiser`")
+        raise FileNotFoundError(f"the shipped weights {name} are missing ({path}); run `unblur train`")
     with resources.as_file(path) as p:
         return load_weights(p, device)
 
 
+def load_shipped(name: str, device: torch.device | str = "cpu") -> DenoiserNet:
+    """The shipped network ``name`` (a file in ``unblur/models/weights``) on ``device``, loaded once
+    per device, offline."""
+    return _cached(str(torch.device(device)), name)
+
+
 def load_denoiser(device: torch.device | str = "cpu") -> DenoiserNet:
     """The shipped, pretrained denoiser on ``device`` (loaded once per device, offline)."""
-    return _cached(str(torch.device(device)))
+    return load_shipped(WEIGHTS, device)

@@ -243,6 +243,29 @@ def validate(model: DenoiserNet, val: torch.Tensor, sigma: float, seed: int = 12
     return out
 
 
+class DenoiseTask:
+    """What :func:`train_model` needs to train the denoiser: batches, loss, validation, file name."""
+
+    name = "denoiser"
+
+    def __init__(self, data_root: Path, config: TrainConfig, device):
+        self.config = config
+        self.sampler, self.val = load_training_data(data_root, config, device)
+        self.data = [f"natural/cbsd432 (minus the last {config.val_images}, held out)", "natural/train400_gray"]
+
+    def batch(self, rng: np.random.Generator, noise_gen: torch.Generator):
+        """(network input, noise std per image, target)."""
+        clean, gray = self.sampler.sample(rng)
+        sigma = torch.rand(clean.shape[0], generator=noise_gen, device=clean.device) * self.config.sigma_max
+        return add_noise(clean, sigma, gray, noise_gen), sigma, clean
+
+    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(out, target)
+
+    def validate(self, model) -> dict | None:
+        return validate(model, self.val, self.config.val_sigma) if self.val is not None else None
+
+
 def train_denoiser(out_dir, config: TrainConfig = TrainConfig(), data_root=None, device="cpu",
                    command: str | None = None, progress: bool = True, init=None) -> Path:
     """Train (or resume) a denoiser into ``out_dir``; returns the path of the final ``denoiser.pt``.
@@ -250,6 +273,19 @@ def train_denoiser(out_dir, config: TrainConfig = TrainConfig(), data_root=None,
     ``init`` is a weights file written by :func:`~unblur.models.denoiser.save_weights` (e.g. the
     shipped one) to start from instead of a random initialisation; its training record is kept
     under ``"init"`` in the new record. A run resumes on the device it started on.
+    """
+    return train_model(DenoiseTask, out_dir, config, data_root, device, command, progress, init)
+
+
+def train_model(task_type, out_dir, config: TrainConfig, data_root=None, device="cpu",
+                command: str | None = None, progress: bool = True, init=None) -> Path:
+    """The training loop shared by the shipped networks (all :class:`DenoiserNet` UNets).
+
+    ``task_type(data_root, config, device)`` supplies the batches, the loss, the validation and
+    the weights' file name (see :class:`DenoiseTask`). Adam with a linear warm-up and a cosine
+    decay, gradient clipping, bfloat16 autocast on CUDA when ``config.bf16``; checkpoints every
+    ``checkpoint_every`` steps, from which a run resumes; one JSON line per validation in
+    ``train.log``; at the end ``<task name>.pt``, float16 inference weights with the training record.
     """
     from unblur._runtime import console, progress_bar
     from unblur.bench.suites import resolve_data_root
@@ -262,7 +298,7 @@ def train_denoiser(out_dir, config: TrainConfig = TrainConfig(), data_root=None,
     if cuda:
         torch.backends.cudnn.benchmark = True
     data_root = resolve_data_root(data_root)
-    sampler, val = load_training_data(data_root, config, device)
+    task = task_type(data_root, config, device)
 
     torch.manual_seed(config.seed)
     model = DenoiserNet(DenoiserConfig(channels=config.channels, blocks=config.blocks))
@@ -308,13 +344,12 @@ def train_denoiser(out_dir, config: TrainConfig = TrainConfig(), data_root=None,
     with progress_bar("training", config.steps, enabled=progress, completed=step, status=True) as advance:
         mark = time.perf_counter()
         while step < config.steps:
-            clean, gray = sampler.sample(rng)
-            sigma = torch.rand(clean.shape[0], generator=noise_gen, device=device) * config.sigma_max
-            noisy = add_noise(clean, sigma, gray, noise_gen)
+            inp, sigma, target = task.batch(rng, noise_gen)
             for group in opt.param_groups:
                 group["lr"] = _lr(config, step)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16 and cuda):
-                loss = F.l1_loss(model(noisy, sigma).float(), clean)
+                out = model(inp, sigma)
+            loss = task.loss(out.float(), target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
@@ -331,7 +366,7 @@ def train_denoiser(out_dir, config: TrainConfig = TrainConfig(), data_root=None,
                 torch.cuda.synchronize()
             elapsed += time.perf_counter() - mark  # training time, without validation and checkpoints
             if report:
-                last_val = validate(model, val, config.val_sigma) if val is not None else None
+                last_val = task.validate(model)
                 entry = {"step": step, "loss": float(running), "lr": _lr(config, step - 1), "val": last_val,
                          "seconds": round(elapsed, 1)}
                 history.append(entry)
@@ -341,14 +376,14 @@ def train_denoiser(out_dir, config: TrainConfig = TrainConfig(), data_root=None,
                 save_checkpoint()
             status = f"loss {float(running):.4f}"
             if last_val:
-                status += f"  val {last_val['color']:.2f}/{last_val['gray']:.2f} dB"
+                status += "  val " + "/".join(f"{v:.2f}" for v in last_val.values()) + " dB"
             advance(1, status)
             mark = time.perf_counter()
     log.close()
 
     info = {
         "command": command or " ".join(sys.argv),
-        "data": [f"natural/cbsd432 (minus the last {config.val_images}, held out)", "natural/train400_gray"],
+        "data": task.data,
         "train_config": dataclasses.asdict(config),
         "steps": step,
         "train_seconds": round(elapsed, 1),
@@ -359,6 +394,6 @@ def train_denoiser(out_dir, config: TrainConfig = TrainConfig(), data_root=None,
     }
     if init_info is not None:
         info["init"] = init_info
-    final = out_dir / "denoiser.pt"
+    final = out_dir / f"{task.name}.pt"
     save_weights(model, final, info)
     return final
