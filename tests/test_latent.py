@@ -9,7 +9,14 @@ from unblur.blur.kernels import camera_shake_kernel
 from unblur.cli import main
 from unblur.metrics import psnr
 from unblur.models import predict_latent, weights_info
-from unblur.train.latent import LatentTrainConfig, blur_valid, degrade_batch, dihedral, kernel_bank, train_latent
+from unblur.train.latent import (
+    LatentTrainConfig,
+    blur_valid,
+    degrade_batch,
+    dihedral,
+    kernel_bank,
+    train_latent,
+)
 
 
 def _blurred_camera(size=17, sigma=0.01):

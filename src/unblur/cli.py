@@ -307,14 +307,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model that ships with unblur")
     train_sub = p.add_subparsers(dest="model", metavar="MODEL", parser_class=_Parser, required=True)
+    from unblur.train import LATENT_PROFILES, PROFILES
+
     for model, what, profiles, hint in (
-            ("denoiser", "the noise-conditioned denoiser used by plug-and-play restoration", ("cpu", "gpu", "gpu-finetune"),
+            ("denoiser", "the noise-conditioned denoiser used by plug-and-play restoration", PROFILES,
              "cpu: about an hour on 2 cores; gpu, gpu-finetune: about 5 minutes each on an H100"),
-            ("latent", "the blind latent predictor that guides MAP kernel estimation", ("cpu", "gpu", "gpu-finetune"),
+            ("latent", "the blind latent predictor that guides MAP kernel estimation", LATENT_PROFILES,
              "cpu: a smoke-sized run; gpu, gpu-finetune: about 8 minutes each on an H100")):
         p = train_sub.add_parser(model, help=what)
         p.add_argument("--out", required=True, help=f"output folder (checkpoint.pt, train.log, {model}.pt); resumes if it holds a checkpoint")
-        p.add_argument("--profile", choices=profiles, default="cpu", help=hint)
+        p.add_argument("--profile", choices=list(profiles), default="cpu", help=hint)
         p.add_argument("--config", default=None, help="JSON or TOML file overriding profile fields")
         p.add_argument("--steps", type=int, default=None, help="override the number of steps")
         p.add_argument("--seed", type=int, default=None)

@@ -167,6 +167,7 @@ class LatentTask:
                     scaled.append(z.round().clamp(0, 255).to(torch.uint8))
                 elif s == 1.0:
                     scaled.append(img)
+        # every sample is gray: the sampler's luma of these one-channel crops is the crop itself
         self.sampler = PatchSampler(scaled, gray, dataclasses.replace(config, patch=crop, gray_fraction=1.0), device)
         kept = (f"natural/cbsd432 luma at scales {list(config.scales)} (minus the last {config.val_images} and the "
                 f"{len(held)} images of the train-shake suite, held out)")
