@@ -57,6 +57,8 @@ def test_deconv_and_blur_commands(blurred_file, tmp_path):
     assert run("deconv", blurred_file, "--kernel", kernel, "--noise", 0.01) == 0
     assert io.read_image(tmp_path / "in_deconv.png").pixels.shape == (64, 64, 3)
     assert run("deconv", blurred_file, "--kernel", kernel, "--method", "wiener", "-o", tmp_path / "w.tif") == 0
+    assert run("deconv", blurred_file, "--kernel", kernel, "--saturation", 0.99, "-o", tmp_path / "s.png") == 0
+    assert run("deconv", blurred_file, "--kernel", kernel, "--method", "wiener", "--saturation", 0.99) == 2
     assert run("blur", blurred_file, "--kernel", kernel, "-o", tmp_path / "b.png") == 0
     assert io.read_image(tmp_path / "b.png").pixels.shape == (60, 60, 3)
 

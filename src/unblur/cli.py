@@ -134,7 +134,8 @@ def cmd_deconv(args) -> int:
     if args.noise is not None and args.noise < 0:
         raise UserError("--noise must be non-negative")
     t0 = time.perf_counter()
-    restored = deconvolve(img.to_tensor().to(args.device), kernel, method=args.method, noise=args.noise)
+    restored = deconvolve(img.to_tensor().to(args.device), kernel, method=args.method, noise=args.noise,
+                          saturation=args.saturation)
     seconds = time.perf_counter() - t0
     out = args.output or _default_output(args.input, "deconv")
     path = io.write_image(out, restored.cpu(), like=img, overwrite=args.overwrite, inputs=(args.input,))
@@ -287,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, help="output image (default: INPUT_deconv.EXT next to the input)")
     p.add_argument("--method", choices=list(METHODS), default="tv", help="solver (default tv)")
     p.add_argument("--noise", type=float, default=None, help="noise std in [0, 1] units (default: estimated)")
+    p.add_argument("--saturation", type=float, default=None, metavar="LEVEL",
+                   help="leave clipped highlights (plateaus at or above LEVEL, e.g. 0.99) out of the fit "
+                        "(tv, hyperlaplacian, pnp, pnp-tv; default: off)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_deconv)
 

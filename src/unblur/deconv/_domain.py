@@ -33,9 +33,14 @@ class ValidDomain:
     periodic : bool
         Instead, take ``y`` itself as one period of a circularly blurred scene (grid = ``y``'s
         size): the textbook assumption, wrong for photos, kept for comparisons.
+    weight : torch.Tensor, optional
+        Per-pixel weight of the observation in ``[0, 1]``, broadcastable to ``y``; 0 leaves a pixel
+        out of the data term (e.g. clipped highlights, see :func:`unsaturated`). It multiplies the
+        mask :math:`M`.
     """
 
-    def __init__(self, y: torch.Tensor, kernel: torch.Tensor, margin: int | None = None, periodic: bool = False):
+    def __init__(self, y: torch.Tensor, kernel: torch.Tensor, margin: int | None = None, periodic: bool = False,
+                 weight: torch.Tensor | None = None):
         k = kernel.to(device=y.device, dtype=y.dtype)
         if k.ndim == 2:
             k = k[None, None]
@@ -61,6 +66,9 @@ class ValidDomain:
         mask[..., self.obs[0], self.obs[1]] = 1
         self.mask = torch.ones_like(mask) if periodic else mask
         self.My = self.embed(y)
+        if weight is not None:
+            self.mask = self.embed(weight.to(y).expand_as(y))
+            self.My = self.My * self.mask
         # Finite differences (forward, periodic) in Fourier space.
         fy = torch.fft.fftfreq(H, device=y.device, dtype=y.dtype)[:, None]
         fx = torch.fft.rfftfreq(W, device=y.device, dtype=y.dtype)[None, :]
@@ -107,6 +115,23 @@ class ValidDomain:
 
     def blur_adjoint(self, y: torch.Tensor) -> torch.Tensor:
         return self.ifft(self.fft(y) * self.K.conj())
+
+
+def unsaturated(y: torch.Tensor, level: float) -> torch.Tensor:
+    """Weight that leaves clipped highlights out of the data term: 0 on plateaus of pixels at or
+    above ``level`` and on a 1-pixel ring around them, 1 elsewhere.
+
+    Clipped highlights (street lights, reflections) break the linear blur model: their true value
+    is unknown, and fitting the clipped one rings with dark halos around every light. Dropping
+    them as outliers (Cho, Wang & Lee, "Handling outliers in non-blind image deconvolution", ICCV
+    2011) lets the prior and the unclipped neighbours decide the latent image there. Only whole
+    3 x 3 plateaus count as clipped (a morphological opening): a bright but unclipped area, such as
+    white paper with noise, reaches the level at scattered pixels only, and leaving those out
+    would leave the area without data.
+    """
+    hit = (y >= level).to(y.dtype)
+    core = -F.max_pool2d(-hit, 3, stride=1, padding=1)  # erosion: inside a 3 x 3 plateau
+    return 1 - F.max_pool2d(core, 5, stride=1, padding=2)  # the plateau and one more pixel
 
 
 def grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -32,14 +32,15 @@ from unblur.deconv.priors import DenoiserPrior, HyperLaplacian, TotalVariation, 
 
 
 def _solve(y, kernel, prior, lam, betas, rho=1.0, dual_prior=False, inner=1, x0=None, dom=None, callback=None,
-           grid=False):
+           grid=False, weight=None):
     """Shared splitting loop; ``betas`` is the sequence of prior penalties, one per iteration.
 
     Each iteration takes one prior step and then ``inner`` data and x steps (cheap FFT steps that
     bring ``x`` closer to the exact minimiser for the current prior term). ``x0`` is a starting
     latent grid (default: ``y`` replicated outwards); ``grid=True`` returns the whole grid.
+    ``weight`` (broadcastable to ``y``, in ``[0, 1]``) weighs the data term per pixel.
     """
-    dom = ValidDomain(y, kernel) if dom is None else dom
+    dom = ValidDomain(y, kernel, weight=weight) if dom is None else dom
     x = dom.initial(y) if x0 is None else x0
     M, My, K, K2 = dom.mask, dom.My, dom.K, dom.K2
     on_grad = prior.acts_on == "gradient"
@@ -105,7 +106,7 @@ _LAMBDA_RULES = {
 
 def hyperlaplacian(y: torch.Tensor, kernel, sigma: float, lam: float | None = None, alpha: float = 2 / 3,
                    beta_start: float = 4.0, beta_max: float = 256.0, beta_rate: float = 4.0,
-                   inner: int = 2, rho: float = 1.0, callback=None) -> torch.Tensor:
+                   inner: int = 2, rho: float = 1.0, weight: torch.Tensor | None = None, callback=None) -> torch.Tensor:
     r"""Deconvolution with a hyper-Laplacian gradient prior :math:`|\nabla x|^\alpha`.
 
     Krishnan & Fergus, "Fast image deconvolution using hyper-Laplacian priors", NIPS 2009:
@@ -124,6 +125,9 @@ def hyperlaplacian(y: torch.Tensor, kernel, sigma: float, lam: float | None = No
         Noise std of ``y``; sets ``lam`` by :func:`default_lambda` when ``lam`` is None.
     alpha : float
         Exponent of the prior, 0.5 to 0.8 for natural images.
+    weight : torch.Tensor, optional
+        Per-pixel weight of the data term, broadcastable to ``y`` (0 leaves a pixel out, e.g. a
+        clipped highlight; see :func:`unblur.deconv.deconvolve`'s ``saturation``).
     """
     lam = default_lambda("hyperlaplacian", sigma) if lam is None else lam
     betas = []
@@ -131,12 +135,12 @@ def hyperlaplacian(y: torch.Tensor, kernel, sigma: float, lam: float | None = No
     while beta <= beta_max * (1 + 1e-9):
         betas += [beta * lam] * inner
         beta *= beta_rate
-    return _solve(y, kernel, HyperLaplacian(alpha), lam, betas, rho=rho, callback=callback)
+    return _solve(y, kernel, HyperLaplacian(alpha), lam, betas, rho=rho, callback=callback, weight=weight)
 
 
 def total_variation(y: torch.Tensor, kernel, sigma: float, lam: float | None = None, iterations: int = 20,
-                    beta: float | None = None, rho: float = 0.2, callback=None, dom: ValidDomain | None = None,
-                    grid: bool = False) -> torch.Tensor:
+                    beta: float | None = None, rho: float = 0.2, weight: torch.Tensor | None = None, callback=None,
+                    dom: ValidDomain | None = None, grid: bool = False) -> torch.Tensor:
     r"""Deconvolution with isotropic total variation, by ADMM.
 
     Minimises :math:`\tfrac12\|MKx - y\|^2 + \lambda\,\mathrm{TV}(x)` with splittings
@@ -146,17 +150,18 @@ def total_variation(y: torch.Tensor, kernel, sigma: float, lam: float | None = N
     penalty of :math:`u = Kx`; with 0.2 instead of 1, 20 iterations come within 0.03 dB of 80 (on
     36 training images; the border band, which only the dual updates reach, converges faster). ``dom`` (a
     :class:`~unblur.deconv._domain.ValidDomain` of ``y`` and ``kernel``) and ``grid`` (return the
-    whole latent grid) let :func:`plug_and_play` start from this solution.
+    whole latent grid) let :func:`plug_and_play` start from this solution. ``weight``: per-pixel weight
+    of the data term (as in :func:`hyperlaplacian`).
     """
     lam = default_lambda("tv", sigma) if lam is None else lam
     beta = 10 * lam if beta is None else beta
     return _solve(y, kernel, TotalVariation(), lam, [beta] * iterations, rho=rho, dual_prior=True, callback=callback,
-                  dom=dom, grid=grid)
+                  dom=dom, grid=grid, weight=weight)
 
 
 def plug_and_play(y: torch.Tensor, kernel, sigma: float, denoiser="learned", iterations: int = 6,
                   sigma_start: float = 49 / 255, lam: float | None = None, warm_start: int = 20, inner: int = 3,
-                  rho: float = 1.0, callback=None) -> torch.Tensor:
+                  rho: float = 1.0, weight: torch.Tensor | None = None, callback=None) -> torch.Tensor:
     r"""Plug-and-play half-quadratic splitting with a denoiser as the prior step.
 
     With :math:`z = x`, the prior step is ``denoiser(x, s_t)``; the denoiser strength :math:`s_t`
@@ -181,7 +186,8 @@ def plug_and_play(y: torch.Tensor, kernel, sigma: float, denoiser="learned", ite
     ``"tv"`` (total variation denoising, :func:`~unblur.deconv.priors.tv_denoise`), or any
     callable ``f(x, s)`` on ``(B, C, H, W)`` tensors. ``lam`` defaults to
     :func:`default_lambda` with the rule of that denoiser (``"pnp"`` for the learned one,
-    ``"pnp-tv"`` for TV; a callable uses ``"pnp"``).
+    ``"pnp-tv"`` for TV; a callable uses ``"pnp"``). ``weight``: per-pixel weight of the
+    data term (as in :func:`hyperlaplacian`).
     """
     if denoiser == "learned":
         from unblur.denoising import learned_denoiser
@@ -196,7 +202,7 @@ def plug_and_play(y: torch.Tensor, kernel, sigma: float, denoiser="learned", ite
     lam = default_lambda(rule, sigma) if lam is None else lam
     sigmas = np.geomspace(max(sigma_start, sigma), max(sigma, 0.005), iterations)
     betas = [lam / s**2 for s in sigmas]
-    dom = ValidDomain(y, kernel)
+    dom = ValidDomain(y, kernel, weight=weight)
     x0 = total_variation(y, kernel, sigma, iterations=warm_start, dom=dom, grid=True) if warm_start else None
     return _solve(y, kernel, DenoiserPrior(denoiser), lam, betas, rho=rho, inner=inner, x0=x0, dom=dom,
                   callback=callback)
