@@ -179,10 +179,9 @@ def deconvolve(image, kernel, method: str = DEFAULT_METHOD, noise: float | None 
         (:func:`unblur.estimate.estimate_noise_level`). It sets the regularisation weight by
         :func:`default_lambda` unless ``lam`` is given.
     saturation : float, optional
-        Treat pixels where any channel is at or above this value as clipped highlights (for
-        :data:`WEIGHTED_METHODS`): they and their neighbours are left out of the data term
-        (:func:`~unblur.deconv._domain.unsaturated`), and there the result is at least the input,
-        whose clipped value is a lower bound of the truth. Default: no clipping assumed.
+        Treat 3 x 3 plateaus at or above this value (in any channel) as clipped highlights (for
+        :data:`WEIGHTED_METHODS`): they and a 1-pixel ring around them are left out of the data
+        term (:func:`~unblur.deconv._domain.unsaturated`). Default: no clipping assumed.
     tile : int, optional
         Tile side for large images (default: :data:`PLANE_TILE` px for channels above
         :data:`PLANE_PIXELS` for :data:`CHANNELWISE_METHODS`, else 1024 px above 4 MP).

@@ -86,10 +86,9 @@ def kernel_bank(n: int, kernel_max: int, rng: np.random.Generator) -> torch.Tens
 
 def blur_valid(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """``valid`` blur of ``(B, 1, S, S)`` images by ``(B, K, K)`` kernels (one per image), by FFT."""
-    s, kk = x.shape[-1], k.shape[-1]
-    X = torch.fft.rfft2(x.float())
-    K = torch.fft.rfft2(k[:, None].float(), s=(s, s))
-    return torch.fft.irfft2(X * K, s=(s, s))[..., kk - 1 :, kk - 1 :]
+    from unblur.blur import conv2d
+
+    return conv2d(x.float(), k[:, None].float(), mode="valid", method="fft")
 
 
 def dihedral(k: torch.Tensor, which: np.ndarray) -> torch.Tensor:
