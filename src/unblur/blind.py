@@ -109,8 +109,10 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
     method : {"auto", "map", "polyblur"}
         See the module docstring.
     kernel_size : int, optional
-        Kernel support in pixels for MAP estimation (default: automatic, see
-        :func:`unblur.estimate.map_kernel.default_kernel_size`).
+        Kernel support in pixels of ``image`` for MAP estimation (default: automatic, see
+        :func:`unblur.estimate.map_kernel.default_kernel_size`). Images whose long side exceeds
+        1280 px are estimated on a copy downscaled to that size (``max_side``), with the support
+        scaled alike.
     noise : float, optional
         Noise std; estimated when omitted.
     prior : {"l0", "dark"}

@@ -88,10 +88,12 @@ The observation is a ``valid`` blur (:class:`unblur.deconv._domain.ValidDomain`)
 masked to the observed pixels, and saturated pixels and their neighbourhood are masked out too
 (light streaks do not obey the linear model). Estimation runs on the luminance (in linear light or
 on the stored values, per start), on the most informative window of large images, so its cost
-does not grow with megapixels.
+does not grow with megapixels. Photos whose long side exceeds 1280 px are estimated on a copy
+downscaled to that size, and the kernel is enlarged back (:meth:`MapEstimator._estimate_downscaled`).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -198,6 +200,9 @@ class MapEstimator:
         Kernel taps below ``max / threshold`` are removed.
     region : int
         Side of the window used for estimation (the most informative one).
+    max_side : int or None
+        Images whose long side exceeds this are estimated on a copy downscaled to it, and the
+        kernel is enlarged back (see :meth:`estimate`); None estimates at full resolution.
     saturation : float
         Luminance above this value counts as saturated and is masked with its neighbourhood.
     starts : tuple of (float, bool)
@@ -231,6 +236,7 @@ class MapEstimator:
     gamma: float = 0.1
     threshold: float = 8.0
     region: int = 512
+    max_side: int | None = 1280
     saturation: float = 0.97
     beta_max: float = 1e5
     beta_rate: float = 2.0
@@ -382,11 +388,16 @@ class MapEstimator:
         """Estimate the kernel of a ``valid``-blurred image ``y`` ``(1, C, H, W)`` in ``[0, 1]``.
 
         With several ``starts`` the estimates are made independently and :func:`select_kernel`
-        keeps the one whose deconvolution of the estimation window is sharpest.
+        keeps the one whose deconvolution of the estimation window is sharpest. Images whose long
+        side exceeds :attr:`max_side` are estimated on a downscaled copy
+        (:meth:`_estimate_downscaled`); the kernel returned is then at the input's scale.
         """
+        y = y.to(torch.float32)
+        scale = max(y.shape[-2:]) / self.max_side if self.max_side else 1.0
+        if scale > 1:
+            return self._estimate_downscaled(y, scale)
         ks = self.kernel_size or default_kernel_size(tuple(y.shape[-2:]))
         ks = int(ks) | 1
-        y = y.to(torch.float32)
         if min(y.shape[-2:]) < ks + 8:
             raise ValueError(f"the image ({y.shape[-1]}x{y.shape[-2]}) is too small for a {ks}-pixel kernel")
         size = max(self.region, 2 * ks + 32)
@@ -408,6 +419,28 @@ class MapEstimator:
         if len(kernels) == 1:
             return kernels[0]
         return kernels[select_kernel(g, kernels)]
+
+    def _estimate_downscaled(self, y: torch.Tensor, scale: float) -> torch.Tensor:
+        r"""Estimate on ``y`` downscaled by ``scale`` (long side :attr:`max_side`), then enlarge the kernel.
+
+        The kernel support (:func:`default_kernel_size` of the small copy, or ``kernel_size``
+        divided by ``scale``) and the noise level are those of the small copy. Camera shake grows
+        with the pixel count, while the support stops at 77 px and the estimation window at
+        :attr:`region` px: at full resolution a 12 MP photo's window holds a twentieth of the
+        frame, with little structure when the photo is soft at the pixel level, and its kernel can
+        be at most 2 % of the frame wide. On the ``large`` benchmark image (a photo enlarged 4x,
+        blurred by a 31 px shake) the full-resolution estimate was a 40 px smear and TV with it
+        gave 17.6 dB on a central 1024 px crop (blurred input 21.7 dB, true kernel 24.3 dB); from
+        the copy downscaled to 1280 px it gave 23.0 dB. The price where the full resolution
+        holds real detail: on 12 Kodak images (768 x 512, 15-41 px shake, 1 % noise) estimation
+        on a copy downscaled twice gained 1.14 dB over the blurred input instead of 1.75 dB.
+        Choosing between both estimates by :func:`select_kernel` picked the downscaled one in
+        9 of 12 (1.22 dB), so it is not offered as a candidate.
+        """
+        small = F.interpolate(y, scale_factor=1 / scale, mode="bilinear", antialias=True, align_corners=False)
+        ks = max(3, round(self.kernel_size / scale)) | 1 if self.kernel_size else None
+        k = dataclasses.replace(self, kernel_size=ks, noise=None, max_side=None).estimate(small)
+        return resize_kernel(k, scale=scale)
 
     def _estimate_from(self, g: torch.Tensor, weight: torch.Tensor, ks: int, angle: float,
                        guide: _LatentGuide | None = None, linear: bool = False) -> torch.Tensor:
