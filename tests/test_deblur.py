@@ -7,11 +7,12 @@ import torch
 from PIL import Image
 
 from unblur import io
-from unblur.blind import deblur
+from unblur.blind import deblur, solver_noise
 from unblur.blur import conv2d
-from unblur.blur.kernels import camera_shake_kernel, gaussian_kernel, resize_kernel
+from unblur.blur.kernels import camera_shake_kernel, crop_kernel, gaussian_kernel, resize_kernel
 from unblur.blur.synth import Degradation, degrade
 from unblur.cli import main
+from unblur.deconv import deconvolve
 from unblur.deconv._domain import ValidDomain
 from unblur.errors import UserError
 from unblur.estimate.map_kernel import (
@@ -176,6 +177,22 @@ def test_errors():
         deblur(np.zeros((30, 30)), method="map", kernel_size=31)
 
 
+def test_saturation_reaches_the_estimator_and_the_final_step(shake_case):
+    y, _, _ = shake_case
+    y = y.clone()
+    y[..., 100:110, 100:110] = 1.0  # a clipped light
+    with _threads(2):
+        res = deblur(y, method="map", kernel_size=15, saturation=0.99)
+        # the estimator masks the light at the given level (not its default 0.97)
+        k = MapEstimator(kernel_size=15, noise=res.noise, saturation=0.99).estimate(y)
+    torch.testing.assert_close(res.kernel, k)
+    expected = deconvolve(y, crop_kernel(k), method="tv", noise=solver_noise(res.noise), saturation=0.99)
+    torch.testing.assert_close(res.image, expected)
+    for bad in (0.0, 1.5, -1):
+        with pytest.raises(UserError, match="saturation"):
+            deblur(y, method="map", saturation=bad)
+
+
 def test_region_selection_finds_structure():
     y = torch.full((1, 1, 900, 900), 0.5)
     g = torch.Generator().manual_seed(0)
@@ -261,3 +278,6 @@ def test_cli_deblur_file_and_folder(tmp_path, shake_case, capsys):
     assert main(["deblur", str(src / "a.png"), "-o", str(tmp_path / "a.png")]) == 2  # output exists
     Image.new("RGB", (8, 8)).save(tmp_path / "tiny.png")
     assert main(["deblur", str(tmp_path / "tiny.png"), "--method", "map"]) == 2
+    assert main(["deblur", str(src / "a.png"), "-o", str(tmp_path / "s.png"), "--saturation", "2"]) == 2
+    assert main(["deblur", str(src / "a.png"), "-o", str(tmp_path / "s.png"), "--kernel-size", "15",
+                 "--saturation", "0.99"]) == 0

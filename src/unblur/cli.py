@@ -173,7 +173,7 @@ def _deblur_one(args, src: Path, out: Path, kernel_out: Path | None, inputs) -> 
     img = io.read_image(src)
     t0 = time.perf_counter()
     res = deblur(img.to_tensor().to(args.device), method=args.method, kernel_size=args.kernel_size,
-                 noise=args.noise, prior=args.prior, quality=args.quality)
+                 noise=args.noise, prior=args.prior, quality=args.quality, saturation=args.saturation)
     seconds = time.perf_counter() - t0
     path = io.write_image(out, res.image.cpu(), like=img, overwrite=args.overwrite, inputs=inputs)
     k = res.kernel.detach().cpu().double()
@@ -305,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="final deconvolution: fast = total variation, high = plug-and-play with the learned denoiser (slower)")
     p.add_argument("--save-kernel", default=None, metavar="K.png", help="write the estimated kernel (.png viewable, .npy exact)")
     p.add_argument("--noise", type=float, default=None, help="noise std in [0, 1] units (default: estimated)")
+    p.add_argument("--saturation", type=float, default=None, metavar="LEVEL",
+                   help="clipped highlights (plateaus at or above LEVEL, e.g. 0.99): left out of the kernel fit and "
+                        "the deconvolution (night lights; default: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_deblur)

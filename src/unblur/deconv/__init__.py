@@ -47,6 +47,7 @@ from unblur.errors import UserError
 __all__ = [
     "METHODS",
     "check_kernel",
+    "check_saturation",
     "deconvolve",
     "default_lambda",
     "hyperlaplacian",
@@ -161,6 +162,12 @@ def deconvolve_tiled(y: torch.Tensor, fn, tile: int, overlap: int, aux: torch.Te
 DEFAULT_METHOD = "tv"
 
 
+def check_saturation(level: float) -> None:
+    """Raise :class:`~unblur.errors.UserError` unless ``level`` is a clipping level in ``(0, 1]``."""
+    if not (isinstance(level, (int, float)) and 0 < level <= 1):
+        raise UserError(f"saturation level must be in (0, 1], got {level}")
+
+
 def deconvolve(image, kernel, method: str = DEFAULT_METHOD, noise: float | None = None, *,
                saturation: float | None = None, tile: int | None = None, device=None, **params):
     """Deconvolve ``image`` (blurred by ``kernel``) with one of :data:`METHODS`.
@@ -206,6 +213,7 @@ def deconvolve(image, kernel, method: str = DEFAULT_METHOD, noise: float | None 
         raise UserError(f"noise level must be a non-negative number, got {noise}")
     weight = None
     if saturation is not None:
+        check_saturation(saturation)
         if method not in WEIGHTED_METHODS:
             raise UserError(f"saturation handling needs one of {', '.join(sorted(WEIGHTED_METHODS))}, not {method!r}")
         weight = unsaturated(y.amax(1, keepdim=True), float(saturation))
