@@ -426,8 +426,8 @@ class MapEstimator:
         The kernel support (:func:`default_kernel_size` of the small copy, or ``kernel_size``
         divided by ``scale``) and the noise level are those of the small copy. Camera shake grows
         with the pixel count, while the support stops at 77 px and the estimation window at
-        :attr:`region` px: at full resolution a 12 MP photo's window holds a twentieth of the
-        frame, with little structure when the photo is soft at the pixel level, and its kernel can
+        :attr:`region` px: at full resolution a 12 MP photo's window holds 2 % of the frame's
+        area, with little structure when the photo is soft at the pixel level, and its kernel can
         be at most 2 % of the frame wide. On the ``large`` benchmark image (a photo enlarged 4x,
         blurred by a 31 px shake) the full-resolution estimate was a 40 px smear and TV with it
         gave 17.6 dB on a central 1024 px crop (blurred input 21.7 dB, true kernel 24.3 dB); from
