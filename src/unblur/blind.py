@@ -152,6 +152,7 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
     solver = QUALITY[quality] if solver is None else solver
     if saturation is not None:
         check_saturation(saturation)
+        estimator = estimator | {"saturation": float(saturation)}  # the estimator masks the same level
     y, layout = to_bchw(image, device=device)
     if y.shape[0] != 1:
         raise UserError("deblur takes one image at a time")
@@ -161,8 +162,6 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
     with torch.no_grad():
         if method in ("auto", "map"):
             try:
-                if saturation is not None:
-                    estimator = estimator | {"saturation": float(saturation)}
                 kernel = MapEstimator(kernel_size=kernel_size, prior=prior, **({"noise": noise} | estimator)).estimate(y)
             except ValueError as exc:
                 raise UserError(str(exc)) from None

@@ -164,7 +164,7 @@ DEFAULT_METHOD = "tv"
 
 def check_saturation(level: float) -> None:
     """Raise :class:`~unblur.errors.UserError` unless ``level`` is a clipping level in ``(0, 1]``."""
-    if not (isinstance(level, (int, float)) and 0 < level <= 1):
+    if not 0 < float(level) <= 1:  # NaN fails too
         raise UserError(f"saturation level must be in (0, 1], got {level}")
 
 
