@@ -170,7 +170,7 @@ def test_suite_determinism_tiny(tiny):
 @needs_data
 def test_suite_definitions_and_determinism():
     counts = {name: len(bs.get_suite(name, DATA)) for name in ("lai-synth", "shake-synth", "gopro", "speed", "quick", "visual")}
-    assert counts == {"lai-synth": 100, "shake-synth": 144, "gopro": 6, "speed": 1, "quick": 4, "visual": 100}
+    assert counts == {"lai-synth": 100, "shake-synth": 144, "gopro": 6, "speed": 2, "quick": 4, "visual": 100}
     lai = bs.get_suite("lai-synth", DATA)
     assert {c.group for c in lai} == {f"kernel_0{i}" for i in range(1, 5)}
     assert [c.kernel_size for c in lai[:1]] == [31] and all(c.sigma == 0.01 for c in lai)
@@ -191,7 +191,9 @@ def test_suite_definitions_and_determinism():
     # large: the speed case's recipe at 12 and 24 MP (cases are not loaded here: 24 MP takes seconds)
     large = bs.get_suite("large", DATA)
     assert [c.meta["blurred_size"] for c in large] == [[3000, 4000], [4000, 6000]]
-    assert bs.get_suite("speed", DATA)[0].id == "manmade_01-1MP/shake-31"
+    speed = bs.get_suite("speed", DATA)
+    assert [c.id for c in speed] == ["manmade_01-1MP/shake-31", "set12_08-255px/shake-31"]
+    assert speed[1].meta["blurred_size"] == [255, 255] and speed[1].source == "natural/set12_gray/08.png"
 
 
 @needs_data

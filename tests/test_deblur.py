@@ -103,7 +103,8 @@ def test_starts_are_independent_estimates(shake_case):
     y, _, _ = shake_case
     y = y[..., :160, :160]
     both = MapEstimator(kernel_size=15, iterations=2).estimate(y)
-    singles = [MapEstimator(kernel_size=15, iterations=2, starts=(s,)).estimate(y) for s in MapEstimator().starts]
+    with _threads(1):  # as each start runs (run_concurrently): the rounding depends on the count
+        singles = [MapEstimator(kernel_size=15, iterations=2, starts=(s,)).estimate(y) for s in MapEstimator().starts]
     assert any(torch.equal(both, s) for s in singles)
 
 
@@ -129,16 +130,19 @@ def test_auto_keeps_the_map_kernel_for_camera_shake(shake_case):
     assert res.method == "map" and res.kernel.shape == (31, 31)
 
 
-def test_auto_falls_back_to_polyblur_when_the_restoration_breaks_down(data_root):
-    """cross_stitch, a real shaken photo, gets a speckled cloud for a kernel from the estimator
-    without the latent predictor's guide; deconvolved with it the photo turns into coloured noise
-    (band energy 22.6 times the input's), so ``auto`` returns Polyblur's result instead. (With the
-    guide the kernel is a stroke and the restoration's band energy is 4.0 times the input's.)"""
+def test_auto_falls_back_to_polyblur_when_the_restoration_breaks_down(data_root, monkeypatch):
+    """A speckled cloud for a kernel (what the estimator once returned for cross_stitch, a real
+    shaken photo) turns the photo into coloured noise when deconvolved (band energy 14 times the
+    input's), so ``auto`` returns Polyblur's result instead. Which photos the estimator fails on
+    depends on float rounding (the thread count, the FFT grid), so the failure is injected."""
     from unblur.metrics import band_energy_ratio
 
     y = io.read_image(data_root / "lai2016" / "real" / "cross_stitch.jpg").to_tensor()
-    with _threads(2):
-        res = deblur(y, method="auto", guide_max=0)
+    g = torch.Generator().manual_seed(0)
+    cloud = torch.rand(31, 31, generator=g) * (torch.rand(31, 31, generator=g) < 0.05)
+    monkeypatch.setattr(MapEstimator, "estimate", lambda self, image: cloud / cloud.sum())
+    assert band_energy_ratio(deblur(y, method="map").image, y) > 8
+    res = deblur(y, method="auto")
     assert res.method == "polyblur" and band_energy_ratio(res.image, y) < 2
 
 

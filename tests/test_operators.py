@@ -129,6 +129,7 @@ def test_errors():
 
 def test_fast_length():
     assert fast_length(1000) == 1000 and fast_length(1021) == 1024 and fast_length(97) == 100
+    assert fast_length(218) == 240 and fast_length(1) == 2  # even: 225 is 5-smooth but odd
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

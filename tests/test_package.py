@@ -39,3 +39,28 @@ def test_import_is_cheap():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 
+
+
+def test_run_concurrently_matches_one_thread_and_restores_the_settings():
+    import torch
+
+    from unblur._runtime import run_concurrently
+
+    x = torch.randn(4, 1, 97, 131, generator=torch.Generator().manual_seed(0))
+    calls = [lambda i=i: torch.fft.irfft2(torch.fft.rfft2(x[i]) ** 2, s=x.shape[-2:]).sum(-1) for i in range(4)]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        expected = [call() for call in calls]
+    finally:
+        torch.set_num_threads(before)
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            with torch.no_grad():
+                out = run_concurrently(calls + [torch.is_grad_enabled])
+            assert torch.get_num_threads() == threads
+        finally:
+            torch.set_num_threads(before)
+        assert out[-1] is False  # the caller's grad mode carries over to the threads
+        assert all(torch.equal(a, b) for a, b in zip(out[:-1], expected))

@@ -94,7 +94,9 @@ downscaled to that size, and the kernel is enlarged back (:meth:`MapEstimator._e
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,6 +104,7 @@ import scipy.ndimage
 import torch
 import torch.nn.functional as F
 
+from unblur._runtime import run_concurrently
 from unblur.blur.kernels import center_kernel, crop_kernel, resize_kernel
 from unblur.color import srgb_to_linear
 from unblur.deconv._domain import ValidDomain, grad, grad_adjoint
@@ -345,13 +348,14 @@ class MapEstimator:
         r = b - A(kk)
         p = r.clone()
         rs = float((r * r).sum())
+        tol = 1e-10 * max(float((b * b).sum()), 1e-30)
         for _ in range(cg_iterations):
             Ap = A(p)
             alpha = rs / max(float((p * Ap).sum()), 1e-30)
             kk = kk + alpha * p
             r = r - alpha * Ap
             rs_new = float((r * r).sum())
-            if rs_new < 1e-10 * max(float((b * b).sum()), 1e-30):
+            if rs_new < tol:
                 break
             p = r + (rs_new / rs) * p
             rs = rs_new
@@ -415,7 +419,9 @@ class MapEstimator:
         weight = 1 + _min_filter(_min_filter(-sat, ks | 1, -1), ks | 1, -2)  # 1 - max filter
         linear = srgb_to_linear(work)
         guide = _LatentGuide(g, noise) if self.guide_max > 0 else None
-        kernels = [self._estimate_from(linear if lin else work, weight, ks, angle, guide, lin) for angle, lin in self.starts]
+        calls = [functools.partial(self._estimate_from, linear if lin else work, weight, ks, angle, guide, lin)
+                 for angle, lin in self.starts]
+        kernels = run_concurrently(calls) if y.device.type == "cpu" else [call() for call in calls]
         if len(kernels) == 1:
             return kernels[0]
         return kernels[select_kernel(g, kernels)]
@@ -481,14 +487,17 @@ class _LatentGuide:
 
     def __init__(self, g: torch.Tensor, noise: float):
         self.g, self.noise, self.cache = g, noise, {}
+        self.lock = threading.Lock()  # the starts may run in threads (the first computes, the other waits)
 
     def predict(self, s: int, f: float, linear: bool) -> torch.Tensor:
-        if s not in self.cache:
-            from unblur.models.latent import predict_latent
+        with self.lock:
+            if s not in self.cache:
+                from unblur.models.latent import predict_latent
 
-            ys = self.g if s == 0 else F.interpolate(self.g, scale_factor=f, mode="bilinear", antialias=True, align_corners=False)
-            self.cache[s] = predict_latent(ys, self.noise * f)  # downsampling by f scales white noise by about f
-        return srgb_to_linear(self.cache[s]) if linear else self.cache[s]
+                ys = self.g if s == 0 else F.interpolate(self.g, scale_factor=f, mode="bilinear", antialias=True, align_corners=False)
+                self.cache[s] = predict_latent(ys, self.noise * f)  # downsampling by f scales white noise by about f
+            x = self.cache[s]
+        return srgb_to_linear(x) if linear else x
 
 
 def _place(dom: ValidDomain, x: torch.Tensor) -> torch.Tensor:
