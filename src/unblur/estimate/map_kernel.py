@@ -391,8 +391,9 @@ class MapEstimator:
     def estimate(self, y: torch.Tensor) -> torch.Tensor:
         """Estimate the kernel of a ``valid``-blurred image ``y`` ``(1, C, H, W)`` in ``[0, 1]``.
 
-        With several ``starts`` the estimates are made independently and :func:`select_kernel`
-        keeps the one whose deconvolution of the estimation window is sharpest. Images whose long
+        With several ``starts`` the estimates are made independently (side by side on a CPU with
+        two or more torch threads, one thread each: :func:`unblur._runtime.run_concurrently`) and
+        :func:`select_kernel` keeps the one whose deconvolution of the estimation window is sharpest. Images whose long
         side exceeds :attr:`max_side` are estimated on a downscaled copy
         (:meth:`_estimate_downscaled`); the kernel returned is then at the input's scale.
         """
