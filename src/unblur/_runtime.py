@@ -62,8 +62,9 @@ def run_concurrently(calls: list[Callable[[], T]]) -> list[T]:
     pyramid, gain little from torch's own parallelism, so this is faster for them: with two
     threads, the two starts of the kernel estimator on a 255 x 255 gray image took a median
     1.5-1.8 s this way and 2.2-2.4 s in sequence (three runs of seven calls; timings vary by
-    10-20 % from run to run on this machine). The caller's grad mode carries over. With one thread, or one call, the calls
-    run in order. Torch's thread count is process-wide: do not call this from several threads.
+    10-20 % from run to run on this machine). The caller's grad mode carries over. With one
+    thread, or one call, the calls run in order. Torch's thread count is process-wide: do not
+    call this from several threads.
     """
     n = torch.get_num_threads()
     if n < 2 or len(calls) < 2:

@@ -393,9 +393,9 @@ class MapEstimator:
 
         With several ``starts`` the estimates are made independently (side by side on a CPU with
         two or more torch threads, one thread each: :func:`unblur._runtime.run_concurrently`) and
-        :func:`select_kernel` keeps the one whose deconvolution of the estimation window is sharpest. Images whose long
-        side exceeds :attr:`max_side` are estimated on a downscaled copy
-        (:meth:`_estimate_downscaled`); the kernel returned is then at the input's scale.
+        :func:`select_kernel` keeps the one whose deconvolution of the estimation window is
+        sharpest. Images whose long side exceeds :attr:`max_side` are estimated on a downscaled
+        copy (:meth:`_estimate_downscaled`); the kernel returned is then at the input's scale.
         """
         y = y.to(torch.float32)
         scale = max(y.shape[-2:]) / self.max_side if self.max_side else 1.0
@@ -444,7 +444,7 @@ class MapEstimator:
         Choosing between both estimates by :func:`select_kernel` picked the downscaled one in
         9 of 12 (1.22 dB), so it is not offered as a candidate.
         """
-        small = F.interpolate(y, scale_factor=1 / scale, mode="bilinear", antialias=True, align_corners=False)
+        small = _downscale(y, 1 / scale)
         ks = max(3, round(self.kernel_size / scale)) | 1 if self.kernel_size else None
         k = dataclasses.replace(self, kernel_size=ks, noise=None, max_side=None).estimate(small)
         return resize_kernel(k, scale=scale)
@@ -460,7 +460,7 @@ class MapEstimator:
         for s in range(n_scales - 1, -1, -1):
             f = self.scale_factor**-s
             full = ks if s == 0 else max(3, round(ks * f) | 1)
-            ys = g if s == 0 else F.interpolate(g, scale_factor=f, mode="bilinear", antialias=True, align_corners=False)
+            ys = _downscale(g, f)
             ws = weight if s == 0 else (F.interpolate(weight, size=ys.shape[-2:], mode="bilinear", align_corners=False) > 0.99).float()
             if k is None:
                 k = _initial_kernel(full, angle, g.device)
@@ -495,10 +495,16 @@ class _LatentGuide:
             if s not in self.cache:
                 from unblur.models.latent import predict_latent
 
-                ys = self.g if s == 0 else F.interpolate(self.g, scale_factor=f, mode="bilinear", antialias=True, align_corners=False)
-                self.cache[s] = predict_latent(ys, self.noise * f)  # downsampling by f scales white noise by about f
+                self.cache[s] = predict_latent(_downscale(self.g, f), self.noise * f)  # downsampling by f scales white noise by about f
             x = self.cache[s]
         return srgb_to_linear(x) if linear else x
+
+
+def _downscale(x: torch.Tensor, f: float) -> torch.Tensor:
+    """``x`` resized by ``f <= 1`` (antialiased bilinear; ``x`` itself for 1): the resampling of the
+    pyramid, shared by the starts and the latent guide so that their levels match, and of the
+    copy of a large photo."""
+    return x if f == 1 else F.interpolate(x, scale_factor=f, mode="bilinear", antialias=True, align_corners=False)
 
 
 def _place(dom: ValidDomain, x: torch.Tensor) -> torch.Tensor:
