@@ -52,10 +52,14 @@ def blurred_file(tmp_path):
     return path
 
 
-def test_deconv_and_blur_commands(blurred_file, tmp_path):
+def test_deconv_and_blur_commands(blurred_file, tmp_path, capsys):
     kernel = tmp_path / "k.npy"
     assert run("deconv", blurred_file, "--kernel", kernel, "--noise", 0.01) == 0
     assert io.read_image(tmp_path / "in_deconv.png").pixels.shape == (64, 64, 3)
+    assert "tv " in capsys.readouterr().out  # the space decided is reported
+    for space, said in (("linear", "in linear light"), ("stored", "on the stored values")):
+        assert run("deconv", blurred_file, "--kernel", kernel, "--space", space, "-o", tmp_path / f"{space}.png") == 0
+        assert said in capsys.readouterr().out
     assert run("deconv", blurred_file, "--kernel", kernel, "--method", "wiener", "-o", tmp_path / "w.tif") == 0
     assert run("deconv", blurred_file, "--kernel", kernel, "--saturation", 0.99, "-o", tmp_path / "s.png") == 0
     assert run("deconv", blurred_file, "--kernel", kernel, "--method", "wiener", "--saturation", 0.99) == 2

@@ -169,7 +169,7 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
                 method = "polyblur" if kernel_spread(kernel) <= MILD_SIGMA else "map"
         if method == "map":
             # the estimate fills a large square; its empty border only enlarges the solver's domain
-            restored = deconvolve(y, crop_kernel(kernel).to(y.device), method=solver, noise=solver_noise(noise),
+            restored = deconvolve(y, crop_kernel(kernel).to(y.device), method=solver, noise=solver_noise(noise), space="stored",
                                   saturation=saturation)
             if guarded and band_energy_ratio(_central(restored), _central(y)) > MAX_AMPLIFICATION:
                 method = "polyblur"

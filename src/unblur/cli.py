@@ -127,19 +127,28 @@ def _default_output(path: str, suffix: str) -> Path:
 
 def cmd_deconv(args) -> int:
     from unblur import io
-    from unblur.deconv import deconvolve
+    from unblur._tensor import as_kernel
+    from unblur.deconv import check_kernel, deconvolve
+    from unblur.deconv.space import blur_space
+    from unblur.estimate import estimate_noise_level
 
     img = io.read_image(args.input)
     kernel = io.read_kernel(args.kernel)
     if args.noise is not None and args.noise < 0:
         raise UserError("--noise must be non-negative")
     t0 = time.perf_counter()
-    restored = deconvolve(img.to_tensor().to(args.device), kernel, method=args.method, noise=args.noise,
-                          saturation=args.saturation)
+    y = img.to_tensor().to(args.device)
+    noise = float(estimate_noise_level(y)) if args.noise is None else args.noise
+    space = args.space
+    if space == "auto":  # decided here to be reported; deconvolve would decide the same way
+        space = blur_space(y, check_kernel(as_kernel(kernel, device=y.device, dtype=y.dtype), y.shape[-2:]), noise)
+    restored = deconvolve(y, kernel, method=args.method, noise=noise, space=space, saturation=args.saturation)
     seconds = time.perf_counter() - t0
     out = args.output or _default_output(args.input, "deconv")
     path = io.write_image(out, restored.cpu(), like=img, overwrite=args.overwrite, inputs=(args.input,))
-    print(f"wrote {path} ({args.method}, kernel {kernel.shape[1]}x{kernel.shape[0]}, {seconds:.2f} s)")
+    where = "in linear light" if space == "linear" else "on the stored values"
+    print(f"wrote {path} ({args.method} {where}, kernel {kernel.shape[1]}x{kernel.shape[0]}, noise {noise:.4f}, "
+          f"{seconds:.2f} s)")
     return 0
 
 
@@ -288,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, help="output image (default: INPUT_deconv.EXT next to the input)")
     p.add_argument("--method", choices=list(METHODS), default="tv", help="solver (default tv)")
     p.add_argument("--noise", type=float, default=None, help="noise std in [0, 1] units (default: estimated)")
+    p.add_argument("--space", choices=("auto", "linear", "stored"), default="auto",
+                   help="where the blur acted: linear = in linear light, as in a camera (the sRGB curve is undone "
+                        "first); stored = on the values as stored (linear data, blur added to a file); "
+                        "auto (default) = tested on the image")
     p.add_argument("--saturation", type=float, default=None, metavar="LEVEL",
                    help="leave clipped highlights (plateaus at or above LEVEL, e.g. 0.99) out of the fit "
                         "(tv, hyperlaplacian, pnp, pnp-tv; default: off)")

@@ -38,8 +38,10 @@ import math
 import torch
 
 from unblur._tensor import as_kernel, from_bchw, to_bchw
+from unblur.color import linear_to_srgb, srgb_to_linear
 from unblur.deconv._domain import unsaturated
 from unblur.deconv.richardson_lucy import richardson_lucy
+from unblur.deconv.space import blur_space, check_space, linear_noise
 from unblur.deconv.splitting import default_lambda, hyperlaplacian, plug_and_play, total_variation
 from unblur.deconv.wiener import wiener
 from unblur.errors import UserError
@@ -168,7 +170,7 @@ def check_saturation(level: float) -> None:
         raise UserError(f"saturation level must be in (0, 1], got {level}")
 
 
-def deconvolve(image, kernel, method: str = DEFAULT_METHOD, noise: float | None = None, *,
+def deconvolve(image, kernel, method: str = DEFAULT_METHOD, noise: float | None = None, *, space: str = "auto",
                saturation: float | None = None, tile: int | None = None, device=None, **params):
     """Deconvolve ``image`` (blurred by ``kernel``) with one of :data:`METHODS`.
 
@@ -185,6 +187,13 @@ def deconvolve(image, kernel, method: str = DEFAULT_METHOD, noise: float | None 
         Noise std in image units; estimated from the image when omitted
         (:func:`unblur.estimate.estimate_noise_level`). It sets the regularisation weight by
         :func:`default_lambda` unless ``lam`` is given.
+    space : {"auto", "linear", "stored"}
+        Where the blur acted (:mod:`unblur.deconv.space`): ``"linear"`` for sRGB-encoded photos
+        blurred in linear light, as a camera does (the image is decoded, deconvolved and encoded
+        again, and the solver is told the noise level in linear light); ``"stored"`` for blur of
+        the values as they are (linear data such as microscopy, or blur added to sRGB files);
+        ``"auto"`` decides by :func:`~unblur.deconv.space.blur_space`, on a central window, at the
+        cost of two small total-variation solves. ``lam`` and ``weight`` apply in that space.
     saturation : float, optional
         Treat 3 x 3 plateaus at or above this value (in any channel) as clipped highlights (for
         :data:`WEIGHTED_METHODS`): they and a 1-pixel ring around them are left out of the data
@@ -203,6 +212,7 @@ def deconvolve(image, kernel, method: str = DEFAULT_METHOD, noise: float | None 
     """
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    check_space(space)
     y, layout = to_bchw(image, device=device)
     k = check_kernel(as_kernel(kernel, device=y.device, dtype=y.dtype), y.shape[-2:])
     if noise is None:
@@ -211,12 +221,22 @@ def deconvolve(image, kernel, method: str = DEFAULT_METHOD, noise: float | None 
         noise = float(estimate_noise_level(y))
     if noise < 0 or not math.isfinite(noise):
         raise UserError(f"noise level must be a non-negative number, got {noise}")
+    if space != "stored" and y.shape[0] > 1:  # the space and the noise in it are decided per image
+        x = torch.cat([deconvolve(y[b : b + 1], k if k.ndim == 2 else k[min(b, k.shape[0] - 1)][None], method, noise,
+                                  space=space, saturation=saturation, tile=tile, **params) for b in range(y.shape[0])])
+        return from_bchw(x, layout)
+    if space == "auto":
+        with torch.no_grad():
+            space = blur_space(y, k, noise)
+    linear = space == "linear"
     weight = None
     if saturation is not None:
         check_saturation(saturation)
         if method not in WEIGHTED_METHODS:
             raise UserError(f"saturation handling needs one of {', '.join(sorted(WEIGHTED_METHODS))}, not {method!r}")
         weight = unsaturated(y.amax(1, keepdim=True), float(saturation))
+    if linear:
+        y, noise = srgb_to_linear(y), linear_noise(y, noise)
     solver = METHODS[method]
     joint = method not in CHANNELWISE_METHODS
     if tile is None and y.shape[-2] * y.shape[-1] > (TILE_PIXELS if joint else PLANE_PIXELS):
@@ -240,4 +260,5 @@ def deconvolve(image, kernel, method: str = DEFAULT_METHOD, noise: float | None 
                 kpart = k if k.ndim == 2 else k[min(b, k.shape[0] - 1), min(c, k.shape[1] - 1)]
                 wpart = None if weight is None else weight[b : b + 1]
                 x[b : b + 1, c : c + 1] = solve(y[b : b + 1, c : c + 1], kpart, wpart)
-    return from_bchw(x.clamp(0, 1), layout)
+    x = x.clamp(0, 1)
+    return from_bchw(linear_to_srgb(x) if linear else x, layout)
