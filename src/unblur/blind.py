@@ -32,7 +32,15 @@ r"""Blind deblurring: estimate the blur of a photo, then remove it.
    gained 0.8 / 0.7 dB above 0.85, +0.1 / -0.25 dB at 0.7-0.85 and -0.4 / -0.7 dB below: the learned prior
    restores more detail with a good kernel and more artefacts with a poor one. Telling it 3 or 4
    times the noise level instead of 2 moved the mean by at most 0.1 dB. With the true kernel it
-   gains 1.5 / 0.9 dB;
+   gains 1.5 / 0.9 dB. The deconvolution runs in the tone space the blur acted in, linear light or
+   the stored values, as :func:`unblur.deconv.space.blur_space` decides with the estimated kernel
+   (``space="auto"`` of :func:`~unblur.deconv.deconvolve`). On 32 cases of 31-61 px kernels that
+   fill their support (half blurred in linear light, half on sRGB values) and 32 of compact 11-41 px
+   ones (linear light), training images, the gain over the blurred input rose from 2.26 to 2.62 dB
+   and from 1.23 to 1.70 dB over deconvolving the stored values. With an estimated kernel the
+   decision is less sure than with the true one (linear light for 53-56 % of the linear-light
+   cases, and for 31 % of the sRGB ones); always deconvolving in linear light gave 2.19 and
+   1.82 dB, the space of the start whose kernel was selected 2.59 and 1.59 dB;
 4. ``auto`` falls back to Polyblur when that restoration amplified the input's middle and high
    frequencies more than :data:`MAX_AMPLIFICATION` times (:func:`unblur.metrics.band_energy_ratio`
    on the central :data:`GUARD_WINDOW` px). The TV step amplified them at most 2.8 times with the
@@ -169,7 +177,7 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
                 method = "polyblur" if kernel_spread(kernel) <= MILD_SIGMA else "map"
         if method == "map":
             # the estimate fills a large square; its empty border only enlarges the solver's domain
-            restored = deconvolve(y, crop_kernel(kernel).to(y.device), method=solver, noise=solver_noise(noise), space="stored",
+            restored = deconvolve(y, crop_kernel(kernel).to(y.device), method=solver, noise=solver_noise(noise),
                                   saturation=saturation)
             if guarded and band_energy_ratio(_central(restored), _central(y)) > MAX_AMPLIFICATION:
                 method = "polyblur"
