@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["linear_to_srgb", "srgb_to_linear"]
+__all__ = ["linear_to_srgb", "srgb_to_linear", "srgb_to_linear_slope"]
 
 _SRGB_KNEE = 0.04045
 _LINEAR_KNEE = 0.0031308
@@ -62,6 +62,19 @@ def srgb_to_linear(x):
     s = np.clip(s, 0.0, 1.0)
     out = np.where(s <= _SRGB_KNEE, s / _SLOPE, ((s + _A) / (1.0 + _A)) ** _GAMMA).astype(s.dtype)
     return float(out) if scalar else out
+
+
+def srgb_to_linear_slope(x: torch.Tensor) -> torch.Tensor:
+    r"""Derivative of :func:`srgb_to_linear` at the sRGB values ``x`` (a float tensor, clamped to ``[0, 1]``).
+
+    .. math::
+
+        \frac{d\ell}{ds} = 1 / 12.92 \ \ (s \le 0.04045), \qquad
+        \frac{d\ell}{ds} = \frac{2.4}{1.055} \left(\frac{s + 0.055}{1.055}\right)^{1.4} \ \ (s > 0.04045)
+    """
+    s = x.clamp(0.0, 1.0)
+    curve = (_GAMMA / (1.0 + _A)) * ((s.clamp(min=_SRGB_KNEE) + _A) / (1.0 + _A)) ** (_GAMMA - 1.0)
+    return torch.where(s <= _SRGB_KNEE, torch.full_like(s, 1.0 / _SLOPE), curve)
 
 
 def linear_to_srgb(x):

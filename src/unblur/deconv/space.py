@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import torch
 
-from unblur.color import linear_to_srgb, srgb_to_linear
+from unblur.color import linear_to_srgb, srgb_to_linear, srgb_to_linear_slope
 from unblur.errors import UserError
 
-__all__ = ["DECISION_WINDOW", "SPACES", "blur_space", "check_space", "decoding_slope", "linear_noise", "reblur_error"]
+__all__ = ["DECISION_WINDOW", "SPACES", "blur_space", "check_space", "linear_noise", "reblur_error"]
 
 #: Accepted values of ``space``.
 SPACES = ("auto", "linear", "stored")
@@ -38,16 +38,10 @@ def check_space(space: str) -> None:
         raise UserError(f"unknown blur space {space!r}; choose one of {', '.join(SPACES)}")
 
 
-def decoding_slope(y: torch.Tensor) -> torch.Tensor:
-    """Slope of the sRGB decoding curve (:func:`unblur.color.srgb_to_linear`) at the values ``y``."""
-    s = y.clamp(0, 1)
-    return torch.where(s <= 0.04045, torch.full_like(s, 1 / 12.92), (2.4 / 1.055) * ((s + 0.055) / 1.055) ** 1.4)
-
-
 def linear_noise(y: torch.Tensor, noise: float) -> float:
     """Noise std of ``srgb_to_linear(y)`` for noise ``noise`` on the stored values ``y``: ``noise``
     times the mean slope of the decoding curve over ``y``."""
-    return float(noise * decoding_slope(y).mean())
+    return float(noise * srgb_to_linear_slope(y).mean())
 
 
 def reblur_error(y: torch.Tensor, kernel: torch.Tensor, noise: float, space: str) -> float:
