@@ -128,8 +128,7 @@ def _default_output(path: str, suffix: str) -> Path:
 def cmd_deconv(args) -> int:
     from unblur import io
     from unblur._tensor import as_kernel
-    from unblur.deconv import check_kernel, deconvolve
-    from unblur.deconv.space import blur_space
+    from unblur.deconv import check_kernel, deconvolve, resolve_space
     from unblur.estimate import estimate_noise_level
 
     img = io.read_image(args.input)
@@ -139,9 +138,9 @@ def cmd_deconv(args) -> int:
     t0 = time.perf_counter()
     y = img.to_tensor().to(args.device)
     noise = float(estimate_noise_level(y)) if args.noise is None else args.noise
-    space = args.space
-    if space == "auto":  # decided here to be reported; deconvolve would decide the same way
-        space = blur_space(y, check_kernel(as_kernel(kernel, device=y.device, dtype=y.dtype), y.shape[-2:]), noise)
+    # decided here to be reported; deconvolve would decide the same way
+    space = resolve_space(y, check_kernel(as_kernel(kernel, device=y.device, dtype=y.dtype), y.shape[-2:]), noise,
+                          args.method, args.space)
     restored = deconvolve(y, kernel, method=args.method, noise=noise, space=space, saturation=args.saturation)
     seconds = time.perf_counter() - t0
     out = args.output or _default_output(args.input, "deconv")

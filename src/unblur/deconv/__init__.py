@@ -59,6 +59,7 @@ __all__ = [
     "default_lambda",
     "hyperlaplacian",
     "plug_and_play",
+    "resolve_space",
     "richardson_lucy",
     "total_variation",
     "wiener",
@@ -181,6 +182,20 @@ def check_saturation(level: float) -> None:
         raise UserError(f"saturation level must be in (0, 1], got {level}")
 
 
+def resolve_space(y: torch.Tensor, kernel: torch.Tensor, noise: float, method: str = DEFAULT_METHOD,
+                  space: str = "auto") -> str:
+    """The space, ``"linear"`` or ``"stored"``, in which :func:`deconvolve` solves for ``y``: ``space``
+    itself unless it is ``"auto"``, then the stored values for :data:`AUTO_STORED_METHODS` and
+    :func:`~unblur.deconv.space.blur_space`'s decision otherwise."""
+    check_space(space)
+    if space != "auto":
+        return space
+    if method in AUTO_STORED_METHODS:
+        return "stored"
+    with torch.no_grad():
+        return blur_space(y, kernel, noise)
+
+
 def deconvolve(image, kernel, method: str = DEFAULT_METHOD, noise: float | None = None, *, space: str = "auto",
                saturation: float | None = None, tile: int | None = None, device=None, **params):
     """Deconvolve ``image`` (blurred by ``kernel``) with one of :data:`METHODS`.
@@ -233,16 +248,12 @@ def deconvolve(image, kernel, method: str = DEFAULT_METHOD, noise: float | None 
         noise = float(estimate_noise_level(y))
     if noise < 0 or not math.isfinite(noise):
         raise UserError(f"noise level must be a non-negative number, got {noise}")
-    if space == "auto" and method in AUTO_STORED_METHODS:
-        space = "stored"
-    if space != "stored" and y.shape[0] > 1:  # the space and the noise in it are decided per image
+    if space != "stored" and y.shape[0] > 1 and not (space == "auto" and method in AUTO_STORED_METHODS):
+        # the space and the noise in it are decided per image
         x = torch.cat([deconvolve(y[b : b + 1], k if k.ndim == 2 else k[min(b, k.shape[0] - 1)][None], method, noise,
                                   space=space, saturation=saturation, tile=tile, **params) for b in range(y.shape[0])])
         return from_bchw(x, layout)
-    if space == "auto":
-        with torch.no_grad():
-            space = blur_space(y, k, noise)
-    linear = space == "linear"
+    linear = resolve_space(y, k, noise, method, space) == "linear"
     weight = None
     if saturation is not None:
         check_saturation(saturation)
