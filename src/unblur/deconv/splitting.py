@@ -32,12 +32,15 @@ from unblur.deconv.priors import DenoiserPrior, HyperLaplacian, TotalVariation, 
 
 
 def _solve(y, kernel, prior, lam, betas, rho=1.0, dual_prior=False, inner=1, x0=None, dom=None, callback=None,
-           grid=False, weight=None):
+           grid=False, weight=None, relax=1.0):
     """Shared splitting loop; ``betas`` is the sequence of prior penalties, one per iteration.
 
     Each iteration takes one prior step and then ``inner`` data and x steps (cheap FFT steps that
-    bring ``x`` closer to the exact minimiser for the current prior term). ``x0`` is a starting
-    latent grid (default: ``y`` replicated outwards); ``grid=True`` returns the whole grid.
+    bring ``x`` closer to the exact minimiser for the current prior term). ``rho`` is the penalty
+    of :math:`u = Kx`, a number or one value per iteration (the scaled dual is rescaled when it
+    changes). ``relax`` is the over-relaxation factor of ADMM (Eckstein & Bertsekas 1992; Boyd et
+    al. 2011, section 3.4.3) for :math:`u` and, with ``dual_prior``, for :math:`w`. ``x0`` is a
+    starting latent grid (default: ``y`` replicated outwards); ``grid=True`` returns the whole grid.
     ``weight`` (broadcastable to ``y``, in ``[0, 1]``) weighs the data term per pixel.
     """
     dom = ValidDomain(y, kernel, weight=weight) if dom is None else dom
@@ -45,31 +48,41 @@ def _solve(y, kernel, prior, lam, betas, rho=1.0, dual_prior=False, inner=1, x0=
     M, My, K, K2 = dom.mask, dom.My, dom.K, dom.K2
     on_grad = prior.acts_on == "gradient"
     R2 = dom.D2 if on_grad else 1.0
-    # the data step u = (My + rho (Kx + a)) / (M + rho) with its coefficients computed once
-    u_scale = rho / (M + rho)
-    u_offset = My / (M + rho)
+    rhos = [float(rho)] * len(betas) if np.ndim(rho) == 0 else [float(r) for r in rho]
+    if len(rhos) != len(betas):
+        raise ValueError(f"rho has {len(rhos)} values for {len(betas)} iterations")
     X = dom.fft(x)
     Kx = dom.ifft(K * X)
     a = torch.zeros_like(Kx)
     g = torch.stack(grad(x)) if on_grad else None
     b = torch.zeros_like(g) if dual_prior else 0
-    beta_now = None
-    for it, beta in enumerate(betas):
-        if beta != beta_now:  # Fourier coefficients of the x step for this penalty
-            den = rho * K2 + beta * R2
-            data_coef = (rho * K.conj()) / den
+    beta_now = rho_now = None
+    for it, (beta, r) in enumerate(zip(betas, rhos)):
+        if r != rho_now:
+            if rho_now is not None:
+                a.mul_(rho_now / r)  # the unscaled dual rho * a is what carries over
+            # the data step u = (My + r (Kx + a)) / (M + r) with its coefficients
+            u_scale = r / (M + r)
+            u_offset = My / (M + r)
+        if beta != beta_now or r != rho_now:  # Fourier coefficients of the x step
+            den = r * K2 + beta * R2
+            data_coef = (r * K.conj()) / den
             prior_coef = beta / den
-            beta_now = beta
+            beta_now, rho_now = beta, r
         # prior step
         if on_grad:
             w = prior.prox(g + b, lam / beta)
+            if dual_prior and relax != 1.0:
+                w = relax * w + (1 - relax) * g
             prior_rhs = dom.fft(grad_adjoint(*(w - b))) * prior_coef
         else:
             w = prior.prox(x, lam / beta)
             prior_rhs = dom.fft(w) * prior_coef
         for _ in range(inner):
-            # data step: u = argmin 1/2 |Mu - y|^2 + rho/2 |u - (Kx + a)|^2
+            # data step: u = argmin 1/2 |Mu - y|^2 + r/2 |u - (Kx + a)|^2
             u = torch.addcmul(u_offset, u_scale, Kx + a)
+            if relax != 1.0:
+                u = relax * u + (1 - relax) * Kx
             # x step (the Fourier division, with the coefficients above)
             X = data_coef * dom.fft(u - a) + prior_rhs
             x = dom.ifft(X)
@@ -139,24 +152,36 @@ def hyperlaplacian(y: torch.Tensor, kernel, sigma: float, lam: float | None = No
 
 
 def total_variation(y: torch.Tensor, kernel, sigma: float, lam: float | None = None, iterations: int = 20,
-                    beta: float | None = None, rho: float = 0.2, weight: torch.Tensor | None = None, callback=None,
-                    dom: ValidDomain | None = None, grid: bool = False) -> torch.Tensor:
+                    beta: float | None = None, rho: float = 0.2, rho_start: float | None = None, relax: float = 1.7,
+                    weight: torch.Tensor | None = None, callback=None, dom: ValidDomain | None = None,
+                    grid: bool = False) -> torch.Tensor:
     r"""Deconvolution with isotropic total variation, by ADMM.
 
     Minimises :math:`\tfrac12\|MKx - y\|^2 + \lambda\,\mathrm{TV}(x)` with splittings
     :math:`u = Kx`, :math:`w = \nabla x` and scaled duals for both (Afonso, Bioucas-Dias &
     Figueiredo, "Fast image recovery using variable splitting and constrained optimization",
-    IEEE TIP 2010). ``beta`` (default :math:`10\lambda`) is the gradient penalty and ``rho`` the
-    penalty of :math:`u = Kx`; with 0.2 instead of 1, 20 iterations come within 0.03 dB of 80 (on
-    36 training images; the border band, which only the dual updates reach, converges faster). ``dom`` (a
-    :class:`~unblur.deconv._domain.ValidDomain` of ``y`` and ``kernel``) and ``grid`` (return the
-    whole latent grid) let :func:`plug_and_play` start from this solution. ``weight``: per-pixel weight
-    of the data term (as in :func:`hyperlaplacian`).
+    IEEE TIP 2010). ``beta`` (default :math:`10\lambda`) is the gradient penalty.
+
+    The penalty of :math:`u = Kx` grows geometrically from ``rho_start`` (default
+    :math:`\min(2\beta, \rho)`) to ``rho``, and both splittings are over-relaxed by ``relax``.
+    Where the kernel reaches outside the photo, :math:`u` is unobserved and each x step only
+    moves :math:`x` there by about :math:`\beta / \rho` of the way to what the prior wants, so a
+    constant large :math:`\rho` leaves the border band of large-kernel blur far from converged
+    after 20 iterations (on ``lai-synth``, 31-75 px kernels, 200 iterations gave +1.1 dB on the
+    band). Starting small fills the band first, ending at 0.2 fits the observed pixels. On every
+    8th ``lai-synth`` case, 20 iterations of this schedule gained 0.40 dB (0.84 dB on the border
+    band) over a constant 0.2, as much as 80 constant-penalty iterations; on every 6th
+    ``shake-synth`` case (11-41 px), results moved by at most 0.04 dB at 0.5, 1 and 2 % noise.
+    ``dom`` (a :class:`~unblur.deconv._domain.ValidDomain` of ``y`` and ``kernel``) and ``grid``
+    (return the whole latent grid) let :func:`plug_and_play` start from this solution.
+    ``weight``: per-pixel weight of the data term (as in :func:`hyperlaplacian`).
     """
     lam = default_lambda("tv", sigma) if lam is None else lam
     beta = 10 * lam if beta is None else beta
-    return _solve(y, kernel, TotalVariation(), lam, [beta] * iterations, rho=rho, dual_prior=True, callback=callback,
-                  dom=dom, grid=grid, weight=weight)
+    rho_start = min(2 * beta, rho) if rho_start is None else rho_start
+    rhos = np.geomspace(rho_start, rho, iterations) if iterations > 0 else []
+    return _solve(y, kernel, TotalVariation(), lam, [beta] * iterations, rho=rhos, dual_prior=True, relax=relax,
+                  callback=callback, dom=dom, grid=grid, weight=weight)
 
 
 def plug_and_play(y: torch.Tensor, kernel, sigma: float, denoiser="learned", iterations: int = 6,
