@@ -19,8 +19,8 @@ from unblur.deconv import (
     total_variation,
 )
 from unblur.deconv._domain import ValidDomain, grad, grad_adjoint
-from unblur.deconv.splitting import default_lambda
 from unblur.deconv.priors import HyperLaplacian, TotalVariation
+from unblur.deconv.splitting import default_lambda
 from unblur.errors import UserError
 from unblur.metrics import psnr
 
@@ -152,7 +152,7 @@ def test_tv_penalty_schedule_converges_faster_for_large_kernels(scene):
     k = linear_motion_kernel(35.0, 30.0, size=41)
     y, _ = _blurred(scene[..., :160, :160], k, sigma=0.01)
     lam = default_lambda("tv", 0.01)
-    kw = dict(iterations=20, grid=True, lam=lam)
+    kw = {"iterations": 20, "grid": True, "lam": lam}
     plain = total_variation(y, k, 0.01, rho_start=0.2, relax=1.0, **kw)
     scheduled = total_variation(y, k, 0.01, **kw)
     reference = total_variation(y, k, 0.01, lam=lam, iterations=300, grid=True)
