@@ -73,7 +73,7 @@ def _solve(y, kernel, prior, lam, betas, rho=1.0, dual_prior=False, inner=1, x0=
         if on_grad:
             w = prior.prox(g + b, lam / beta)
             if dual_prior and relax != 1.0:
-                w = relax * w + (1 - relax) * g
+                w.mul_(relax).add_(g, alpha=1 - relax)
             prior_rhs = dom.fft(grad_adjoint(*(w - b))) * prior_coef
         else:
             w = prior.prox(x, lam / beta)
@@ -82,7 +82,7 @@ def _solve(y, kernel, prior, lam, betas, rho=1.0, dual_prior=False, inner=1, x0=
             # data step: u = argmin 1/2 |Mu - y|^2 + r/2 |u - (Kx + a)|^2
             u = torch.addcmul(u_offset, u_scale, Kx + a)
             if relax != 1.0:
-                u = relax * u + (1 - relax) * Kx
+                u.mul_(relax).add_(Kx, alpha=1 - relax)
             # x step (the Fourier division, with the coefficients above)
             X = data_coef * dom.fft(u - a) + prior_rhs
             x = dom.ifft(X)
