@@ -151,6 +151,11 @@ def hyperlaplacian(y: torch.Tensor, kernel, sigma: float, lam: float | None = No
     return _solve(y, kernel, HyperLaplacian(alpha), lam, betas, rho=rho, callback=callback, weight=weight)
 
 
+#: Number of penalty values in :func:`total_variation`'s schedule (4 steps of 5 iterations gave the
+#: same results as a new value every iteration, within 0.01 dB on lai-synth and shake-synth cases).
+RHO_LEVELS = 4
+
+
 def total_variation(y: torch.Tensor, kernel, sigma: float, lam: float | None = None, iterations: int = 20,
                     beta: float | None = None, rho: float = 0.2, rho_start: float | None = None, relax: float = 1.7,
                     weight: torch.Tensor | None = None, callback=None, dom: ValidDomain | None = None,
@@ -163,7 +168,8 @@ def total_variation(y: torch.Tensor, kernel, sigma: float, lam: float | None = N
     IEEE TIP 2010). ``beta`` (default :math:`10\lambda`) is the gradient penalty.
 
     The penalty of :math:`u = Kx` grows geometrically from ``rho_start`` (default
-    :math:`\min(2\beta, \rho)`) to ``rho``, and both splittings are over-relaxed by ``relax``.
+    :math:`\min(2\beta, \rho)`) to ``rho`` in :data:`RHO_LEVELS` steps, and both splittings are
+    over-relaxed by ``relax``.
     Where the kernel reaches outside the photo, :math:`u` is unobserved and each x step only
     moves :math:`x` there by about :math:`\beta / \rho` of the way to what the prior wants, so a
     constant large :math:`\rho` leaves the border band of large-kernel blur far from converged
@@ -179,7 +185,10 @@ def total_variation(y: torch.Tensor, kernel, sigma: float, lam: float | None = N
     lam = default_lambda("tv", sigma) if lam is None else lam
     beta = 10 * lam if beta is None else beta
     rho_start = min(2 * beta, rho) if rho_start is None else rho_start
-    rhos = np.geomspace(rho_start, rho, iterations) if iterations > 0 else []
+    # RHO_LEVELS values, each held for an equal share of the iterations: the x-step coefficients
+    # change only that often (recomputing them every iteration cost 11 % of the run time)
+    levels = np.geomspace(rho_start, rho, max(1, min(RHO_LEVELS, iterations)))
+    rhos = [levels[i * len(levels) // iterations] for i in range(iterations)]
     return _solve(y, kernel, TotalVariation(), lam, [beta] * iterations, rho=rhos, dual_prior=True, relax=relax,
                   callback=callback, dom=dom, grid=grid, weight=weight)
 
