@@ -130,6 +130,21 @@ def test_auto_keeps_the_map_kernel_for_camera_shake(shake_case):
     assert res.method == "map" and res.kernel.shape == (31, 31)
 
 
+def test_high_quality_averages_tv_and_plug_and_play(shake_case):
+    y, truth, _ = shake_case
+    y, truth = y[..., :200, :200], truth[..., :200, :200]
+    settings = {"method": "map", "kernel_size": 31, "iterations": 3}
+    with _threads(1):  # the same kernel in all three runs
+        high = deblur(y, quality="high", **settings)
+        tv = deblur(y, solver="tv", **settings)
+        pnp = deblur(y, solver="pnp", **settings)
+    assert torch.equal(high.kernel, tv.kernel) and torch.equal(high.kernel, pnp.kernel)
+    torch.testing.assert_close(high.image, (tv.image + pnp.image) / 2, atol=1e-6, rtol=0)
+    # the errors of the two restorations differ, so their mean is closer to the truth than the worse
+    scores = [float(psnr_shift_invariant(r.image, truth)) for r in (high, tv, pnp)]
+    assert scores[0] > min(scores[1:]) + 0.1
+
+
 def test_auto_falls_back_to_polyblur_when_the_restoration_breaks_down(data_root, monkeypatch):
     """A speckled cloud for a kernel (what the estimator once returned for cross_stitch, a real
     shaken photo) turns the photo into coloured noise when deconvolved (band energy 14 times the

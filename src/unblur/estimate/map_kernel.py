@@ -551,7 +551,7 @@ def select_kernel(y: torch.Tensor, kernels: list[torch.Tensor], noise: float | N
 
     if noise is None:
         noise = float(estimate_noise_level(y))
-    scores = [normalized_sparsity(deconvolve(y, crop_kernel(k).to(y.device), method=QUALITY["fast"], noise=solver_noise(noise), space="stored"))
+    scores = [normalized_sparsity(deconvolve(y, crop_kernel(k).to(y.device), method=QUALITY["fast"][0], noise=solver_noise(noise), space="stored"))
               for k in kernels]
     return int(np.argmin(scores))
 
