@@ -108,6 +108,19 @@ def test_starts_are_independent_estimates(shake_case):
     assert any(torch.equal(both, s) for s in singles)
 
 
+def test_alternative_thresholds_add_candidates(shake_case):
+    y, _, _ = shake_case
+    y = y[..., :160, :160]
+    settings = {"kernel_size": 21, "iterations": 2}
+    picked = MapEstimator(alt_thresholds=(20.0,), **settings).estimate(y)
+    with _threads(1):
+        candidates = {t: [MapEstimator(threshold=t, starts=(s,), **settings).estimate(y) for s in MapEstimator().starts]
+                      for t in (8.0, 20.0)}
+    # the looser threshold keeps fainter taps, so its estimates differ, and one of all four is picked
+    assert not any(torch.equal(a, b) for a, b in zip(candidates[8.0], candidates[20.0]))
+    assert any(torch.equal(picked, k) for ks in candidates.values() for k in ks)
+
+
 @pytest.mark.parametrize("p", [1, 3, 5, 15, 17])
 def test_min_filter_matches_pooling(p):
     from unblur.estimate.map_kernel import _min_filter
@@ -134,10 +147,10 @@ def test_high_quality_averages_tv_and_plug_and_play(shake_case):
     y, truth, _ = shake_case
     y, truth = y[..., :200, :200], truth[..., :200, :200]
     settings = {"method": "map", "kernel_size": 31, "iterations": 3}
-    with _threads(1):  # the same kernel in all three runs
+    with _threads(1):  # the same kernel in all three runs (``solver`` replaces the final step of ``quality`` only)
         high = deblur(y, quality="high", **settings)
-        tv = deblur(y, solver="tv", **settings)
-        pnp = deblur(y, solver="pnp", **settings)
+        tv = deblur(y, quality="high", solver="tv", **settings)
+        pnp = deblur(y, quality="high", solver="pnp", **settings)
     assert torch.equal(high.kernel, tv.kernel) and torch.equal(high.kernel, pnp.kernel)
     torch.testing.assert_close(high.image, (tv.image + pnp.image) / 2, atol=1e-6, rtol=0)
     # the errors of the two restorations differ, so their mean is closer to the truth than the worse

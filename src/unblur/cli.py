@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel-size", type=int, default=None, help="kernel support in pixels (default: automatic)")
     p.add_argument("--prior", choices=("l0", "dark"), default="l0", help="latent prior of the MAP estimator")
     p.add_argument("--quality", choices=("fast", "high"), default="fast",
-                   help="final deconvolution: fast = total variation, high = its mean with plug-and-play restoration by the learned denoiser (slower)")
+                   help="fast: 2 candidate kernels, total variation; high: 4 candidate kernels, the mean of total variation and plug-and-play with the learned denoiser (about 2x slower)")
     p.add_argument("--save-kernel", default=None, metavar="K.png", help="write the estimated kernel (.png viewable, .npy exact)")
     p.add_argument("--noise", type=float, default=None, help="noise std in [0, 1] units (default: estimated)")
     p.add_argument("--saturation", type=float, default=None, metavar="LEVEL",

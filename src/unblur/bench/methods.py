@@ -217,7 +217,7 @@ def _register_unblur() -> None:
         register(f"deblur-{name}", functools.partial(_deblur, method=name), blind=True,
                  description=f"unblur.deblur(method={name!r}): blind, kernel estimated, final solver tv")
     register("deblur-high", functools.partial(_deblur, method="auto", quality="high"), blind=True,
-             description="unblur.deblur(method='auto', quality='high'): final solver pnp with the learned denoiser")
+             description="unblur.deblur(method='auto', quality='high'): four candidate kernels, final step the mean of tv and pnp")
     register("denoise", _denoise, blind=False, task="denoise",
              description="unblur.denoise with the shipped learned denoiser, given the true sigma")
     register("denoise-estimated", functools.partial(_denoise, estimate=True), blind=True, task="denoise",

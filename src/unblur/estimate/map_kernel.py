@@ -41,7 +41,13 @@ coarse to fine over an image pyramid (Fergus et al. 2006; Cho & Lee 2009):
   of ``large``. On the 100 ``lai2016/real`` photos it changed 45 kernels; of 18 of them compared
   side by side, 6 looked better (house3 rang less; house4, outdoor and coke were sharper; street1
   had fewer ghosts), 3 worse (text8 rang, fishes fell back to Polyblur) and the rest alike. 1/8
-  stays, since every measured benchmark but ``lai-synth`` lost;
+  stays, since every measured benchmark but ``lai-synth`` lost. 1/12 at the coarse scales only
+  and 1/8 at the finest gave 0.83, 2.21 and 1.69 dB on the three tuning sets (lai, support-filling,
+  compact; 1/8: 0.28, 2.14 and 1.86 dB). Offered as further candidates instead
+  (``alt_thresholds``), both thresholds pay: the sharpness selection below picked the 1/12
+  estimate where it was better often enough that TV with the selected kernel gained 1.41, 2.24
+  and 1.94 dB (the better of the two in each case: 1.57, 2.48 and 2.04 dB). That doubles the
+  estimation time, so only ``quality="high"`` of :func:`unblur.deblur` does it;
 * a kernel support that starts at about 3 px on the coarsest scale and grows with the estimate
   from scale to scale, up to the requested size;
 * several starts: the alternation is non-convex and its result depends on where it starts, so
@@ -215,6 +221,10 @@ class MapEstimator:
         Weight of :math:`\\|k\\|^2` relative to the gradient energy of the latent image.
     threshold : float
         Kernel taps below ``max / threshold`` are removed.
+    alt_thresholds : tuple of float
+        Further thresholds: every start is also run with each of these instead of ``threshold``,
+        and :func:`select_kernel` picks among all the estimates (``quality="high"`` of
+        :func:`unblur.deblur` uses 12; see the module docstring).
     region : int
         Side of the window used for estimation (the most informative one).
     max_side : int or None
@@ -252,6 +262,7 @@ class MapEstimator:
     scale_factor: float = math.sqrt(2)
     gamma: float = 0.1
     threshold: float = 8.0
+    alt_thresholds: tuple[float, ...] = ()
     region: int = 512
     max_side: int | None = 1280
     saturation: float = 0.97
@@ -434,8 +445,9 @@ class MapEstimator:
         weight = 1 + _min_filter(_min_filter(-sat, ks | 1, -1), ks | 1, -2)  # 1 - max filter
         linear = srgb_to_linear(work)
         guide = _LatentGuide(g, noise) if self.guide_max > 0 else None
-        calls = [functools.partial(self._estimate_from, linear if lin else work, weight, ks, angle, guide, lin)
-                 for angle, lin in self.starts]
+        estimators = [self] + [dataclasses.replace(self, threshold=t, alt_thresholds=()) for t in self.alt_thresholds]
+        calls = [functools.partial(est._estimate_from, linear if lin else work, weight, ks, angle, guide, lin)
+                 for est in estimators for angle, lin in self.starts]
         kernels = run_concurrently(calls) if y.device.type == "cpu" else [call() for call in calls]
         if len(kernels) == 1:
             return kernels[0]
