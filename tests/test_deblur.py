@@ -97,6 +97,10 @@ def test_select_kernel_picks_the_true_kernel(shake_case):
     wrong = camera_shake_kernel(size=25, rng=999)
     assert select_kernel(y, [wrong, k], noise=0.01) == 1
     assert select_kernel(y, [k, wrong], noise=0.01) == 0
+    # an alternative candidate wins only when it is clearly sharper than the preferred ones
+    assert select_kernel(y, [wrong, k], noise=0.01, preferred=1, margin=0.05) == 1
+    assert select_kernel(y, [wrong, k], noise=0.01, preferred=1, margin=1.0) == 0
+    assert select_kernel(y, [k, wrong], noise=0.01, preferred=1, margin=0.0) == 0
 
 
 def test_starts_are_independent_estimates(shake_case):
