@@ -116,13 +116,16 @@ def test_alternative_thresholds_add_candidates(shake_case):
     y, _, _ = shake_case
     y = y[..., :160, :160]
     settings = {"kernel_size": 21, "iterations": 2}
-    picked = MapEstimator(alt_thresholds=(20.0,), **settings).estimate(y)
+    picked = MapEstimator(alt_thresholds=(20.0,), alt_min_spread=0.0, **settings).estimate(y)
     with _threads(1):
         candidates = {t: [MapEstimator(threshold=t, starts=(s,), **settings).estimate(y) for s in MapEstimator().starts]
                       for t in (8.0, 20.0)}
     # the looser threshold keeps fainter taps, so its estimates differ, and one of all four is picked
     assert not any(torch.equal(a, b) for a, b in zip(candidates[8.0], candidates[20.0]))
     assert any(torch.equal(picked, k) for ks in candidates.values() for k in ks)
+    # alternatives narrower than ``alt_min_spread`` do not compete
+    narrow = MapEstimator(alt_thresholds=(20.0,), alt_min_spread=1e9, **settings).estimate(y)
+    assert torch.equal(narrow, MapEstimator(**settings).estimate(y))
 
 
 @pytest.mark.parametrize("p", [1, 3, 5, 15, 17])
