@@ -194,6 +194,12 @@ def test_suite_definitions_and_determinism():
     speed = bs.get_suite("speed", DATA)
     assert [c.id for c in speed] == ["manmade_01-1MP/shake-31", "set12_08-255px/shake-31"]
     assert speed[1].meta["blurred_size"] == [255, 255] and speed[1].source == "natural/set12_gray/08.png"
+    # denoise-speed: the 1 MP image of speed, sharp, with the denoise suite's noise
+    (case,) = bs.get_suite("denoise-speed", DATA)
+    d = case.load()
+    assert case.task == "denoise" and tuple(d.truth.shape) == (1, 3, *bs.SPEED_BLURRED)
+    assert float((d.blurred - d.truth).std()) == pytest.approx(25 / 255, rel=0.01)
+    assert bs.SUITES["denoise-speed"].repeats == bs.SPEED_REPEATS
 
 
 @needs_data

@@ -21,7 +21,11 @@ suite              cases
                    x noise 0.5 %, 1 %, 2 %, blurred in linear light, 8 bits (144 cases)
 ``gopro``          the 2 published GoPro pairs + 4 pairs averaging 7, 9, 11 and 13 frames of a
                    240 fps burst in linear light (6 cases, no kernel: blind methods only)
-``speed``          one 1 MP RGB image, 31x31 camera shake, 1 % noise (1 case, for timing)
+``speed``          one 1 MP RGB image, 31x31 camera shake, 1 % noise, and one 255 x 255 gray
+                   image (2 cases, for timing)
+``denoise``        BSD68 (gray) and CBSD68 (colour), white Gaussian noise of sigma 25/255
+                   (136 cases, denoisers only)
+``denoise-speed``  one 1 MP RGB image with that noise (1 case, for timing the denoiser)
 ``large``          the same at 12 MP and 24 MP (2 cases, for time and peak memory; by default
                    only the methods of :data:`LARGE_METHODS`)
 ``quick``          2 lai-synth (31 px kernel) + 2 gray shake-synth cases (11 and 21 px): smoke
@@ -296,9 +300,12 @@ def _build_synthetic(image: str, kernel: tuple, degradation: dict, seed: int, lo
     return CaseData(blurred.float().contiguous(), truth.float().contiguous(), k)
 
 
-def _build_noisy(image: str, sigma: float, seed: int) -> CaseData:
-    """A clean image plus unclipped white Gaussian noise of std ``sigma`` (the usual denoising protocol)."""
+def _build_noisy(image: str, sigma: float, seed: int, size: tuple[int, int] | None = None) -> CaseData:
+    """A clean image (resized to ``size`` if given) plus unclipped white Gaussian noise of std
+    ``sigma`` (the usual denoising protocol)."""
     clean = _read(Path(image))
+    if size is not None:
+        clean = _resize(clean, size)
     g = torch.Generator().manual_seed(seed)
     noisy = clean + sigma * torch.randn(clean.shape, generator=g, dtype=torch.float64).float()
     return CaseData(noisy.contiguous(), clean.contiguous(), None)
@@ -512,6 +519,18 @@ def _resized_shake_case(root: Path, suite: str, label: str, blurred_size: tuple[
 def _speed(root: Path) -> list[Case]:
     return [_resized_shake_case(root, "speed", "1MP", SPEED_BLURRED),
             _resized_shake_case(root, "speed", "255px", (255, 255), image=SPEED_GRAY_IMAGE, name="set12_08")]
+
+
+@register_suite("denoise-speed", f"one 1 MP RGB image (a Lai sharp image resized) with white Gaussian noise, sigma "
+                f"25/255: timing of the learned denoiser (median of {SPEED_REPEATS} calls)", needs=(SPEED_IMAGE,),
+                methods=("denoise", "denoise-estimated"), repeats=SPEED_REPEATS)
+def _denoise_speed(root: Path) -> list[Case]:
+    cid = f"manmade_01-1MP/s{DENOISE_SIGMAS[0]}"
+    seed = stable_seed("denoise-speed", cid)
+    sigma = DENOISE_SIGMAS[0] / 255
+    return [Case(cid, "denoise-speed", "1MP", SPEED_IMAGE, sigma, None, True,
+                 functools.partial(_build_noisy, str(root / SPEED_IMAGE), sigma, seed, SPEED_BLURRED),
+                 {"seed": seed, "task": "denoise", "sigma255": DENOISE_SIGMAS[0], "size": list(SPEED_BLURRED)})]
 
 
 @register_suite("large", "12 MP and 24 MP RGB images (a Lai sharp image enlarged), 31x31 camera shake, 1% noise: "
