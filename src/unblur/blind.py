@@ -46,7 +46,7 @@ r"""Blind deblurring: estimate the blur of a photo, then remove it.
    :mod:`unblur.estimate.map_kernel`). At about twice the time, on the whole benchmarks ``high``
    gained over ``fast`` 0.62 dB on ``lai-synth`` (before the extra candidates: 0.06 dB) and
    0.43 dB on ``shake-synth`` (0.39 dB), and was level on the real motion blur of ``gopro``
-   (29.72 against 29.73 dB; before: 29.57 dB);
+   (29.72 against 29.73 dB; before: 29.57 dB).
    The deconvolution runs in the tone space the blur acted in, linear light or the stored values,
    as :func:`unblur.deconv.space.blur_space` decides with the estimated kernel (once, for all the
    solvers of a ``quality``). On 32 cases of 31-61 px kernels that
@@ -75,8 +75,7 @@ from unblur._tensor import from_bchw, kernel_to_numpy, to_bchw
 from unblur.errors import UserError
 
 __all__ = ["BLIND_NOISE_SCALE", "GUARD_WINDOW", "MAX_AMPLIFICATION", "METHODS", "MILD_SIGMA", "NOISE_FLOOR", "QUALITY",
-           "QUALITY_ESTIMATOR",
-           "DeblurResult", "deblur", "solver_noise"]
+           "QUALITY_ESTIMATOR", "DeblurResult", "deblur", "solver_noise"]
 
 METHODS = ("auto", "map", "polyblur")
 #: Final non-blind solvers of each ``quality`` setting; the restorations of several are averaged.
