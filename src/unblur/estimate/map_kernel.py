@@ -464,14 +464,14 @@ class MapEstimator:
         weight = 1 + _min_filter(_min_filter(-sat, ks | 1, -1), ks | 1, -2)  # 1 - max filter
         linear = srgb_to_linear(work)
         guide = _LatentGuide(g, noise) if self.guide_max > 0 else None
-        estimators = [self] + [dataclasses.replace(self, threshold=t, alt_thresholds=()) for t in self.alt_thresholds]
+        estimators = [self] + [dataclasses.replace(self, threshold=t) for t in self.alt_thresholds]
         calls = [functools.partial(est._estimate_from, linear if lin else work, weight, ks, angle, guide, lin)
                  for est in estimators for angle, lin in self.starts]
         kernels = run_concurrently(calls) if y.device.type == "cpu" else [call() for call in calls]
+        n = len(self.starts)  # the estimates at ``threshold``; then the wide alternatives compete
+        kernels = kernels[:n] + [k for k in kernels[n:] if kernel_spread(k) >= self.alt_min_spread]
         if len(kernels) == 1:
             return kernels[0]
-        n = len(self.starts)  # the estimates at ``threshold``; then the large alternatives compete
-        kernels = kernels[:n] + [k for k in kernels[n:] if kernel_spread(k) >= self.alt_min_spread]
         return kernels[select_kernel(g, kernels, preferred=n, margin=self.alt_margin)]
 
     def _estimate_downscaled(self, y: torch.Tensor, scale: float) -> torch.Tensor:
