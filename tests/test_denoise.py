@@ -129,19 +129,6 @@ def test_pnp_improves_over_its_total_variation_start():
     assert p_pnp > p_in + 2.5
 
 
-def test_pnp_lam_scale_multiplies_the_default_lambda():
-    from unblur.blur.kernels import gaussian_kernel
-    from unblur.deconv.splitting import default_lambda, plug_and_play
-
-    y = torch.rand(1, 1, 40, 40, generator=torch.Generator().manual_seed(1))
-    k = gaussian_kernel(1.0, size=5)
-    scaled = plug_and_play(y, k, 0.02, denoiser="tv", lam_scale=0.5, warm_start=2)
-    explicit = plug_and_play(y, k, 0.02, denoiser="tv", lam=0.5 * default_lambda("pnp-tv", 0.02), warm_start=2)
-    default = plug_and_play(y, k, 0.02, denoiser="tv", warm_start=2)
-    torch.testing.assert_close(scaled, explicit, atol=0, rtol=0)
-    assert not torch.allclose(scaled, default)
-
-
 # -- training ---------------------------------------------------------------------------------------
 def _tiny_config(**kw):
     base = {"steps": 6, "batch": 4, "patch": 32, "val_images": 1, "val_every": 3, "checkpoint_every": 3,

@@ -39,14 +39,6 @@ r"""Blind deblurring: estimate the blur of a photo, then remove it.
    23.30 and their mean 23.48. By kernel similarity (below 0.7, 0.7-0.85, above 0.85; 15, 30
    and 35 cases): TV 21.12, 23.25 and 23.75 dB, plug-and-play 20.27, 23.32 and 24.59, the mean
    20.98, 23.56 and 24.49. Weights of 0.3 to 0.8 on plug-and-play gave 23.39 to 23.49 dB.
-   Inside the mean, plug-and-play regularises half as strongly as alone (``lam_scale`` 0.5 of
-   :func:`~unblur.deconv.splitting.plug_and_play`): the mean already damps what each restoration
-   gets wrong, so its plug-and-play part may keep more detail. With the kernels of ``high`` on
-   48 ``train-shake`` cases (even ``i`` of the compact half, every fourth of the other) the mean
-   rose from 23.92 dB to 24.04 dB (scales 0.7 and 0.35: 23.99 and 24.03 dB); on 40 more (odd
-   ``i`` of the compact half, eight of the other) from 23.53 to 23.54 dB. The gain depends on
-   the noise: on the compact half's cases at 1 % noise +0.12 and +0.17 dB, at 0.5 % -0.11 and
-   -0.02 dB, at 2 % +0.02 and -0.22 dB.
    ``high`` also estimates more candidate kernels (:data:`QUALITY_ESTIMATOR`): each start of the
    MAP estimator runs once more with taps pruned below 1/12 of the maximum instead of 1/8, which
    keeps the faint tail of kernels that dwell at one point and then move on; such an estimate
@@ -86,9 +78,8 @@ __all__ = ["BLIND_NOISE_SCALE", "GUARD_WINDOW", "MAX_AMPLIFICATION", "METHODS", 
            "QUALITY_ESTIMATOR", "DeblurResult", "deblur", "solver_noise"]
 
 METHODS = ("auto", "map", "polyblur")
-#: Final non-blind solvers of each ``quality`` setting, with their settings; the restorations of
-#: several are averaged.
-QUALITY = {"fast": (("tv", {}),), "high": (("tv", {}), ("pnp", {"lam_scale": 0.5}))}
+#: Final non-blind solvers of each ``quality`` setting; the restorations of several are averaged.
+QUALITY = {"fast": ("tv",), "high": ("tv", "pnp")}
 #: Settings of the MAP estimator at each ``quality`` setting (on top of the caller's).
 QUALITY_ESTIMATOR = {"fast": {}, "high": {"alt_thresholds": (12.0,)}}
 #: ``auto`` uses Polyblur when the MAP kernel's spread (largest std of its mass) is at most this (px).
@@ -184,7 +175,7 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
         raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if quality not in QUALITY:
         raise UserError(f"unknown quality {quality!r}; choose one of {', '.join(QUALITY)}")
-    solvers = QUALITY[quality] if solver is None else ((solver, {}),)
+    solvers = QUALITY[quality] if solver is None else (solver,)
     if saturation is not None:
         check_saturation(saturation)
         estimator = estimator | {"saturation": float(saturation)}  # the estimator masks the same level
@@ -206,9 +197,9 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
         if method == "map":
             # the estimate fills a large square; its empty border only enlarges the solver's domain
             k, s = crop_kernel(kernel).to(y.device), solver_noise(noise)
-            space = resolve_space(y, k, s, solvers[0][0])  # decided once for all solvers
-            restored = sum(deconvolve(y, k, method=m, noise=s, space=space, saturation=saturation, **params)
-                           for m, params in solvers) / len(solvers)
+            space = resolve_space(y, k, s, solvers[0])  # decided once for all solvers
+            restored = sum(deconvolve(y, k, method=m, noise=s, space=space, saturation=saturation)
+                           for m in solvers) / len(solvers)
             if guarded and band_energy_ratio(_central(restored), _central(y)) > MAX_AMPLIFICATION:
                 method = "polyblur"
         if method == "polyblur":

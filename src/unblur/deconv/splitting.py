@@ -195,8 +195,7 @@ def total_variation(y: torch.Tensor, kernel, sigma: float, lam: float | None = N
 
 def plug_and_play(y: torch.Tensor, kernel, sigma: float, denoiser="learned", iterations: int = 6,
                   sigma_start: float = 49 / 255, lam: float | None = None, warm_start: int = 20, inner: int = 3,
-                  rho: float = 1.0, weight: torch.Tensor | None = None, callback=None,
-                  lam_scale: float = 1.0) -> torch.Tensor:
+                  rho: float = 1.0, weight: torch.Tensor | None = None, callback=None) -> torch.Tensor:
     r"""Plug-and-play half-quadratic splitting with a denoiser as the prior step.
 
     With :math:`z = x`, the prior step is ``denoiser(x, s_t)``; the denoiser strength :math:`s_t`
@@ -221,8 +220,8 @@ def plug_and_play(y: torch.Tensor, kernel, sigma: float, denoiser="learned", ite
     ``"tv"`` (total variation denoising, :func:`~unblur.deconv.priors.tv_denoise`), or any
     callable ``f(x, s)`` on ``(B, C, H, W)`` tensors. ``lam`` defaults to
     :func:`default_lambda` with the rule of that denoiser (``"pnp"`` for the learned one,
-    ``"pnp-tv"`` for TV; a callable uses ``"pnp"``), times ``lam_scale``. ``weight``: per-pixel
-    weight of the data term (as in :func:`hyperlaplacian`).
+    ``"pnp-tv"`` for TV; a callable uses ``"pnp"``). ``weight``: per-pixel weight of the
+    data term (as in :func:`hyperlaplacian`).
     """
     if denoiser == "learned":
         from unblur.denoising import learned_denoiser
@@ -234,7 +233,7 @@ def plug_and_play(y: torch.Tensor, kernel, sigma: float, denoiser="learned", ite
         rule = "pnp"
     else:
         raise ValueError(f"denoiser must be 'learned', 'tv' or a callable, got {denoiser!r}")
-    lam = lam_scale * default_lambda(rule, sigma) if lam is None else lam
+    lam = default_lambda(rule, sigma) if lam is None else lam
     sigmas = np.geomspace(max(sigma_start, sigma), max(sigma, 0.005), iterations)
     betas = [lam / s**2 for s in sigmas]
     dom = ValidDomain(y, kernel, weight=weight)

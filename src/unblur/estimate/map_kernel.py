@@ -603,9 +603,7 @@ def select_kernel(y: torch.Tensor, kernels: list[torch.Tensor], noise: float | N
 
     if noise is None:
         noise = float(estimate_noise_level(y))
-    (method, params), = QUALITY["fast"]
-    scores = [normalized_sparsity(deconvolve(y, crop_kernel(k).to(y.device), method=method, noise=solver_noise(noise),
-                                             space="stored", **params))
+    scores = [normalized_sparsity(deconvolve(y, crop_kernel(k).to(y.device), method=QUALITY["fast"][0], noise=solver_noise(noise), space="stored"))
               for k in kernels]
     best = int(np.argmin(scores[:preferred]))
     if preferred is not None and preferred < len(kernels):
