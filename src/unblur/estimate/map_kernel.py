@@ -300,19 +300,21 @@ class MapEstimator:
     def latent(self, dom: ValidDomain, y: torch.Tensor, weight: torch.Tensor, lam: float):
         """L0-regularised latent image on the work grid (half-quadratic splitting)."""
         K, K2, D2 = dom.K, dom.K2, dom.D2
+        Kc = K.conj()
         Wy = dom.embed(y * weight)
-        Wm = dom.embed(weight)
+        unobserved = 1 - dom.embed(weight)
         x = dom.initial(y)
         Kx = dom.blur(x)
         beta = 2 * lam
         mu = 2 * self.lambda_dark
         while beta < self.beta_max:
             # data: fill the unobserved / masked pixels with the current prediction
-            u = Wy + (1 - Wm) * Kx
+            u = Wy + unobserved * Kx
             gx, gy = grad(x)
-            keep = (gx**2 + gy**2) > lam / beta
-            gx, gy = gx * keep, gy * keep
-            rhs = K.conj() * dom.fft(u) + beta * dom.fft(grad_adjoint(gx, gy))
+            keep = (gx * gx + gy * gy) > lam / beta
+            gx.mul_(keep)
+            gy.mul_(keep)
+            rhs = Kc * dom.fft(u) + beta * dom.fft(grad_adjoint(gx, gy))
             den = K2 + beta * D2
             if self.prior == "dark":
                 dark_u = self._dark_step(x, self.lambda_dark / mu)
@@ -377,9 +379,10 @@ class MapEstimator:
         gx, gy = grad(x[0, 0])
         ux, uy = grad(dom.embed(y)[0, 0])
         GX, GY = dom.fft(gx), dom.fft(gy)
+        GXc, GYc = GX.conj(), GY.conj()
 
         def correlate(rx, ry):
-            return dom.ifft(GX.conj() * dom.fft(rx) + GY.conj() * dom.fft(ry))[:ks, :ks]
+            return dom.ifft(GXc * dom.fft(rx) + GYc * dom.fft(ry))[:ks, :ks]
 
         b = correlate(mx * ux, my * uy)
         lam = self.gamma * float((gx**2 + gy**2).sum())
