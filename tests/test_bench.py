@@ -429,6 +429,18 @@ def test_benchmarks_md_keeps_other_suites(tmp_path):
     assert "26.00" in gpu and gpu.index("begin lai-synth -->") < gpu.index("begin lai-synth-cuda") < gpu.index("## shake-synth")
 
 
+def test_tables_name_the_input_of_each_suite():
+    from unblur.bench.report import suite_tables_md
+
+    def table(suite):
+        row = {"suite": suite, "case": "c", "group": "g", "method": "m", "kind": "non-blind", "status": "ok",
+               "psnr": "30", "ssim": "0.8", "seconds": "1", "psnr_input": "20", "ssim_input": "0.4", "commit": "abc"}
+        return suite_tables_md(summarize([row])[0])
+
+    assert "| *noisy input* |  | 1 | 20.00 |" in table("denoise") and "blurred" not in table("denoise")
+    assert "| *blurred input* |  | 1 | 20.00 |" in table("lai-synth")
+
+
 @needs_data
 def test_quick_suite_smoke(tmp_path, monkeypatch):
     monkeypatch.setenv("UNBLUR_NO_PROGRESS", "1")

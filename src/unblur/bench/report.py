@@ -194,6 +194,14 @@ def _secs(v) -> str:
     return f"{v:.3g}" if v < 100 else f"{v:.0f}"
 
 
+def _input_label(s: SuiteSummary) -> str:
+    """The name of the suite's input in tables and plots: "blurred input" or, for instance, "noisy input"
+    (:attr:`~unblur.bench.suites.Suite.degraded`)."""
+    from unblur.bench.suites import SUITES
+
+    return f"{SUITES[s.suite].degraded if s.suite in SUITES else 'blurred'} input"
+
+
 def suite_tables_md(s: SuiteSummary) -> str:
     """The markdown tables of one suite (methods, then PSNR per group)."""
     has_truth = s.input_psnr is not None
@@ -222,7 +230,7 @@ def suite_tables_md(s: SuiteSummary) -> str:
         cells += [f"{_f(m.peak_mb, '.0f')} (+{_f(m.delta_mb, '.0f')})"]
         lines.append("| " + " | ".join(cells) + " |")
     if has_truth:
-        cells = ["*blurred input*", "", str(s.cases), _f(s.input_psnr, ".2f"), _f(s.input_ssim, ".3f")]
+        cells = [f"*{_input_label(s)}*", "", str(s.cases), _f(s.input_psnr, ".2f"), _f(s.input_ssim, ".3f")]
         cells += [""] * (len(head) - len(cells))
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines)
@@ -233,7 +241,7 @@ def suite_tables_md(s: SuiteSummary) -> str:
             if m.psnr is None:
                 continue
             g_lines.append("| " + " | ".join([f"`{m.method}`"] + [_f(m.by_group.get(g), ".2f") for g in s.groups]) + " |")
-        g_lines.append("| " + " | ".join(["*blurred input*"] + [_f(s.input_by_group.get(g), ".2f") for g in s.groups]) + " |")
+        g_lines.append("| " + " | ".join([f"*{_input_label(s)}*"] + [_f(s.input_by_group.get(g), ".2f") for g in s.groups]) + " |")
         text += "\n\nMean PSNR (dB, up to shift) per group (kernel):\n\n" + "\n".join(g_lines)
     if s.case_ids and 1 < len(s.case_ids) <= MAX_CASE_COLUMNS:
         c_lines = ["| method | " + " | ".join(f"`{c}`" for c in s.case_ids) + " |", "|---" + "|---:" * len(s.case_ids) + "|"]
@@ -399,7 +407,7 @@ def _plot_psnr_per_group(s: SuiteSummary) -> str:
     ax = fig.add_subplot()
     width = 0.8 / (len(methods) + 1)
     x = np.arange(len(groups))
-    ax.bar(x, [s.input_by_group.get(g) or 0 for g in groups], width, color="0.8", label="blurred input")
+    ax.bar(x, [s.input_by_group.get(g) or 0 for g in groups], width, color="0.8", label=_input_label(s))
     for i, m in enumerate(methods):
         ax.bar(x + (i + 1) * width, [m.by_group.get(g) or 0 for g in groups], width, color=col[m.method], label=m.method)
     ax.set_xticks(x + 0.4 - width / 2, groups)
@@ -433,7 +441,7 @@ def _plot_psnr_vs_time(s: SuiteSummary, rows: list[dict]) -> str:
                    label=m.method, zorder=3)
         ax.annotate(m.method, (m.seconds, m.psnr), fontsize=7, xytext=(4, 3), textcoords="offset points")
     if s.input_psnr is not None:
-        ax.axhline(s.input_psnr, color="0.6", ls="--", lw=1, label="blurred input")
+        ax.axhline(s.input_psnr, color="0.6", ls="--", lw=1, label=_input_label(s))
     ax.set_xscale("log")
     ax.set_xlabel("seconds per image (log; big marker: median)")
     ax.set_ylabel("PSNR (dB; big marker: mean)")

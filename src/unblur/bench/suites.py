@@ -197,6 +197,7 @@ class Suite:
     needs: tuple[str, ...] = ()
     methods: tuple[str, ...] | None = None
     repeats: int = 1
+    degraded: str = "blurred"  # what the input is, for the reports ("noisy" for denoising suites)
 
     def cases(self, data_root: Path) -> list[Case]:
         """The suite's cases (raises :class:`UserError` when its data is missing)."""
@@ -211,15 +212,16 @@ SUITES: dict[str, Suite] = {}
 
 
 def register_suite(name: str, description: str, needs: tuple[str, ...] = (), methods: tuple[str, ...] | None = None,
-                   repeats: int = 1):
+                   repeats: int = 1, degraded: str = "blurred"):
     """Decorator registering ``make(data_root) -> list[Case]`` as suite ``name``.
 
     ``methods`` are the ones run when none are named (default: every method that applies);
-    ``repeats`` calls of each method are timed and their median is recorded (timing suites).
+    ``repeats`` calls of each method are timed and their median is recorded (timing suites);
+    ``degraded`` names the input in the reports ("blurred input", "noisy input").
     """
 
     def deco(make):
-        SUITES[name] = Suite(name, description, make, needs, methods, repeats)
+        SUITES[name] = Suite(name, description, make, needs, methods, repeats, degraded)
         return make
 
     return deco
@@ -450,7 +452,7 @@ DENOISE_SIGMAS = (25,)
 
 
 @register_suite("denoise", "BSD68 (gray) and CBSD68 (colour) with white Gaussian noise, sigma 25/255, unclipped: "
-                "denoisers given the true sigma", needs=tuple(f"natural/{d}" for d in DENOISE_SETS))
+                "denoisers given the true sigma", needs=tuple(f"natural/{d}" for d in DENOISE_SETS), degraded="noisy")
 def _denoise(root: Path) -> list[Case]:
     from unblur import io
 
@@ -523,7 +525,7 @@ def _speed(root: Path) -> list[Case]:
 
 @register_suite("denoise-speed", f"one 1 MP RGB image (a Lai sharp image resized) with white Gaussian noise, sigma "
                 f"25/255: timing of the learned denoiser (median of {SPEED_REPEATS} calls)", needs=(SPEED_IMAGE,),
-                methods=("denoise", "denoise-estimated"), repeats=SPEED_REPEATS)
+                methods=("denoise", "denoise-estimated"), repeats=SPEED_REPEATS, degraded="noisy")
 def _denoise_speed(root: Path) -> list[Case]:
     cid = f"manmade_01-1MP/s{DENOISE_SIGMAS[0]}"
     seed = stable_seed("denoise-speed", cid)
