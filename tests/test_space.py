@@ -49,3 +49,9 @@ def test_a_batch_decides_per_image(kernel):
 def test_unknown_space_is_a_user_error():
     with pytest.raises(UserError, match="blur space"):
         deconvolve(torch.rand(1, 1, 40, 40), torch.ones(3, 3) / 9, space="gamma")
+
+
+def test_a_margin_leans_the_decision_towards_linear_light(kernel):
+    y, _ = _case(False, kernel)  # blurred on the stored values
+    assert blur_space(y, kernel, 0.01, margin=0.0) == "stored"
+    assert blur_space(y, kernel, 0.01, margin=100.0) == "linear"

@@ -183,17 +183,17 @@ def check_saturation(level: float) -> None:
 
 
 def resolve_space(y: torch.Tensor, kernel: torch.Tensor, noise: float, method: str = DEFAULT_METHOD,
-                  space: str = "auto") -> str:
+                  space: str = "auto", margin: float = 0.0) -> str:
     """The space, ``"linear"`` or ``"stored"``, in which :func:`deconvolve` solves for ``y``: ``space``
     itself unless it is ``"auto"``, then the stored values for :data:`AUTO_STORED_METHODS` and
-    :func:`~unblur.deconv.space.blur_space`'s decision otherwise."""
+    :func:`~unblur.deconv.space.blur_space`'s decision (with its ``margin``) otherwise."""
     check_space(space)
     if space != "auto":
         return space
     if method in AUTO_STORED_METHODS:
         return "stored"
     with torch.no_grad():
-        return blur_space(y, kernel, noise)
+        return blur_space(y, kernel, noise, margin=margin)
 
 
 def deconvolve(image, kernel, method: str = DEFAULT_METHOD, noise: float | None = None, *, space: str = "auto",

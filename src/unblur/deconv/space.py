@@ -66,7 +66,8 @@ def reblur_error(y: torch.Tensor, kernel: torch.Tensor, noise: float, space: str
     return float(((fit - y)[inner] ** 2).mean().sqrt())
 
 
-def blur_space(y: torch.Tensor, kernel: torch.Tensor, noise: float, window: int = DECISION_WINDOW) -> str:
+def blur_space(y: torch.Tensor, kernel: torch.Tensor, noise: float, window: int = DECISION_WINDOW,
+               margin: float = 0.0) -> str:
     r"""``"linear"`` or ``"stored"``: the space whose restoration explains ``y`` better.
 
     Each space gets a total-variation restoration of the central ``window`` x ``window`` px of
@@ -84,10 +85,14 @@ def blur_space(y: torch.Tensor, kernel: torch.Tensor, noise: float, window: int 
     (error ratios of 0.98 to 1.10). Deciding on all three channels instead of green changed at most
     one decision per set, at three times the cost. ``y`` is a ``(B, C, H, W)`` batch; the decision
     is taken for the batch as a whole.
+
+    ``margin`` leans the decision towards linear light, as cameras blur: the stored values win
+    only when their error is lower by more than this fraction (:data:`unblur.blind.LINEAR_MARGIN`
+    explains why a blind estimate needs one).
     """
     h, w = y.shape[-2:]
     n = max(window, 4 * max(kernel.shape[-2:]))
     top, left = max(0, (h - n) // 2), max(0, (w - n) // 2)
     part = y[:, y.shape[1] // 2 :][:, :1, top : top + n, left : left + n]  # the middle (green) channel
     errors = {s: reblur_error(part, kernel, noise, s) for s in ("linear", "stored")}
-    return "linear" if errors["linear"] < errors["stored"] else "stored"
+    return "linear" if errors["linear"] < (1 + margin) * errors["stored"] else "stored"
