@@ -295,6 +295,18 @@ def test_resume_after_interruption(tiny):
     assert len(read_results(out / "results.csv")) == 5
 
 
+def test_timed_suites_warn_about_parallel_jobs(tiny, capsys):
+    assert all(bs.SUITES[n].timed for n in ("speed", "denoise-speed", "large")) and not bs.SUITES["lai-synth"].timed
+    assert bs.Suite("t", "t", _tiny_suite, repeats=3).timed  # repeated calls are timed ones
+    run_bench(["test-tiny"], ["test-count"], tiny / "untimed", jobs=2, progress=False)
+    assert "meant for one job" not in capsys.readouterr().err
+    tiny_timed = bs.Suite("test-tiny", "tiny", _tiny_suite, timed=True)
+    for jobs, warned in ((1, False), (2, True)):
+        bs.SUITES["test-tiny"] = tiny_timed
+        run_bench(["test-tiny"], ["test-count"], tiny / f"timed{jobs}", jobs=jobs, progress=False)
+        assert ("times of test-tiny are meant for one job" in " ".join(capsys.readouterr().err.split())) == warned
+
+
 def test_parallel_jobs_match_serial(tiny):
     serial = run_bench(["test-tiny"], ["test-count", "skimage-wiener"], tiny / "a", progress=False)
     parallel = run_bench(["test-tiny"], ["test-count", "skimage-wiener"], tiny / "b", jobs=2, progress=False)

@@ -513,6 +513,10 @@ def run_bench(suites: list[str], methods: list[str] | None, out, *, data_root=No
     if not out.parent.is_dir():
         raise UserError(f"cannot create {out}: folder {out.parent} does not exist")
     work = plan(suites, methods, data_root, limit)
+    timed = sorted({c.suite for c, _ in work if c.suite in SUITES and SUITES[c.suite].timed})
+    if jobs > 1 and timed:
+        console.print(f"[yellow]warning: the times of {', '.join(timed)} are meant for one job; with --jobs {jobs} "
+                      f"each job gets {max(1, cpu_count() // jobs)} torch thread(s) and the times grow[/yellow]")
     out.mkdir(exist_ok=True)
     results = out / "results.csv"
     existing = read_results(results)
