@@ -121,8 +121,8 @@ GUARD_WINDOW = 1024
 BLIND_NOISE_SCALE = 2.0
 #: Smallest noise level (std, images in [0, 1]) the final non-blind step is told.
 NOISE_FLOOR = 0.005
-#: With an estimated kernel, the stored values are deconvolved only when their reblurring error is
-#: lower than linear light's by more than this fraction (:func:`unblur.deconv.space.blur_space`).
+#: With an estimated kernel, the stored values are deconvolved only when linear light's reblurring
+#: error exceeds theirs by this fraction or more (:func:`unblur.deconv.space.blur_space`).
 LINEAR_MARGIN = 0.02
 
 

@@ -87,8 +87,8 @@ def blur_space(y: torch.Tensor, kernel: torch.Tensor, noise: float, window: int 
     is taken for the batch as a whole.
 
     ``margin`` leans the decision towards linear light, as cameras blur: the stored values win
-    only when their error is lower by more than this fraction (:data:`unblur.blind.LINEAR_MARGIN`
-    explains why a blind estimate needs one).
+    only when linear light's error exceeds theirs by this fraction or more
+    (:data:`unblur.blind.LINEAR_MARGIN` explains why a blind estimate needs one).
     """
     h, w = y.shape[-2:]
     n = max(window, 4 * max(kernel.shape[-2:]))
