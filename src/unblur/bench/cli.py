@@ -81,7 +81,7 @@ def cmd_bench(args) -> int:
     import torch
 
     from unblur._runtime import console
-    from unblur.bench.machine import cpu_count, git_commit, machine_info
+    from unblur.bench.machine import git_commit, machine_info
     from unblur.bench.report import (
         RunMeta,
         summarize,
@@ -89,7 +89,7 @@ def cmd_bench(args) -> int:
         write_report,
         write_summary,
     )
-    from unblur.bench.runner import read_results, run_bench
+    from unblur.bench.runner import read_results, run_bench, threads_per_job
 
     if args.list:
         print(_listing())
@@ -131,7 +131,7 @@ def cmd_bench(args) -> int:
                             "report them with the same --device, on the machine that computed them (the report names it)")
         threads = "/".join(sorted({r["threads"] for r in rows if r.get("threads")})) or "unknown"
     else:
-        threads = torch.get_num_threads() if args.jobs == 1 else f"{max(1, cpu_count() // args.jobs)} per job x {args.jobs} jobs"
+        threads = torch.get_num_threads() if args.jobs == 1 else f"{threads_per_job(args.jobs)} per job x {args.jobs} jobs"
     meta = RunMeta(_command_line(args), git_commit(), machine_info(str(device), threads),
                    wall_seconds=None if result is None else result.seconds)
     summaries = summarize(rows)

@@ -516,7 +516,7 @@ def run_bench(suites: list[str], methods: list[str] | None, out, *, data_root=No
     timed = sorted({c.suite for c, _ in work if c.suite in SUITES and SUITES[c.suite].timed})
     if jobs > 1 and timed:
         console.print(f"[yellow]warning: the times of {', '.join(timed)} are meant for one job; with --jobs {jobs} "
-                      f"each job gets {max(1, cpu_count() // jobs)} torch thread(s) and the times grow[/yellow]")
+                      f"each job gets {threads_per_job(jobs)} torch thread(s) and the times grow[/yellow]")
     out.mkdir(exist_ok=True)
     results = out / "results.csv"
     existing = read_results(results)
@@ -569,8 +569,13 @@ def run_bench(suites: list[str], methods: list[str] | None, out, *, data_root=No
     return RunResult(read_results(results), len(new_rows), skipped, errors, time.perf_counter() - t0, list(suites))
 
 
+def threads_per_job(jobs: int) -> int:
+    """Torch threads of each worker when cases run in ``jobs`` parallel processes (the cores shared out)."""
+    return max(1, cpu_count() // jobs)
+
+
 def _run_parallel(todo, jobs: int, out: Path, save: set, device: str, commit: str, emit) -> None:
-    threads = max(1, cpu_count() // jobs)
+    threads = threads_per_job(jobs)
     methods = sorted({m.name for _, ms in todo for m in ms})
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     if ctx.get_start_method() != "fork":
