@@ -7,25 +7,18 @@ import torch
 from PIL import Image
 
 from unblur import io
-from unblur.blind import LINEAR_MARGIN, deblur, solver_noise
+from unblur.blind import deblur, solver_noise
 from unblur.blur import conv2d
-from unblur.blur.kernels import (
-    camera_shake_kernel,
-    crop_kernel,
-    gaussian_kernel,
-    pad_kernel,
-    resize_kernel,
-)
+from unblur.blur.kernels import camera_shake_kernel, crop_kernel, gaussian_kernel, resize_kernel
 from unblur.blur.synth import Degradation, degrade
 from unblur.cli import main
-from unblur.deconv import deconvolve, resolve_space
+from unblur.deconv import deconvolve
 from unblur.deconv._domain import ValidDomain
 from unblur.errors import UserError
 from unblur.estimate.map_kernel import (
     MapEstimator,
     default_kernel_size,
     normalized_sparsity,
-    rank_kernels,
     select_kernel,
     select_region,
 )
@@ -110,16 +103,6 @@ def test_select_kernel_picks_the_true_kernel(shake_case):
     assert select_kernel(y, [k, wrong], noise=0.01, preferred=1, margin=0.0) == 0
 
 
-def test_rank_kernels_puts_the_selection_first_then_sorts_by_sharpness(shake_case):
-    y, _, k = shake_case
-    near = resize_kernel(k, scale=1.1)  # a slightly wrong estimate restores better than an unrelated one
-    wrong = camera_shake_kernel(size=25, rng=999)
-    assert rank_kernels(y, [wrong, near, k], noise=0.01) == [2, 1, 0]
-    # an alternative that does not beat the preferred ones by the margin still ranks by its score
-    assert rank_kernels(y, [wrong, k], noise=0.01, preferred=1, margin=1.0) == [0, 1]
-    assert rank_kernels(y, [wrong], noise=0.01) == [0]
-
-
 def test_starts_are_independent_estimates(shake_case):
     y, _, _ = shake_case
     y = y[..., :160, :160]
@@ -182,36 +165,6 @@ def test_high_quality_averages_tv_and_plug_and_play(shake_case):
     assert scores[0] > min(scores[1:]) + 0.1
 
 
-def test_high_quality_aligns_the_runner_up_kernel(shake_case, monkeypatch):
-    """``high`` also restores with the second-ranked candidate and averages; a candidate that is the
-    best one translated (estimates may differ by a shift) must give the same restoration."""
-    y, _, k = shake_case
-    y = y[..., :160, :160]
-    shifted = torch.roll(pad_kernel(k, 35), (4, -3), (0, 1))
-
-    def run(candidates):
-        monkeypatch.setattr(MapEstimator, "estimate_ranked", lambda self, image: candidates)
-        return deblur(y, method="map", quality="high", noise=0.01)
-
-    same, moved = run([k, k]), run([k, shifted])
-    assert torch.equal(same.kernel, k) and torch.equal(moved.kernel, k)
-    torch.testing.assert_close(moved.image, same.image, atol=1e-5, rtol=0)
-    # ``fast`` uses the best candidate only
-    monkeypatch.setattr(MapEstimator, "estimate_ranked", lambda self, image: [k, shifted])
-    fast = deblur(y, method="map", noise=0.01)
-    torch.testing.assert_close(fast.image, deconvolve(y, crop_kernel(k), "tv", solver_noise(0.01), space=resolve_space(
-        y, crop_kernel(k), solver_noise(0.01), "tv", margin=LINEAR_MARGIN)), atol=1e-6, rtol=0)
-
-
-def test_estimate_ranked_starts_with_the_estimate(shake_case):
-    y, _, _ = shake_case
-    est = MapEstimator(kernel_size=15, iterations=2)
-    with _threads(1):
-        ranked = est.estimate_ranked(y[..., :160, :160])
-        best = est.estimate(y[..., :160, :160])
-    assert len(ranked) == len(est.starts) and torch.equal(ranked[0], best)
-
-
 def test_auto_falls_back_to_polyblur_when_the_restoration_breaks_down(data_root, monkeypatch):
     """A speckled cloud for a kernel (what the estimator once returned for cross_stitch, a real
     shaken photo) turns the photo into coloured noise when deconvolved (band energy 14 times the
@@ -222,7 +175,7 @@ def test_auto_falls_back_to_polyblur_when_the_restoration_breaks_down(data_root,
     y = io.read_image(data_root / "lai2016" / "real" / "cross_stitch.jpg").to_tensor()
     g = torch.Generator().manual_seed(0)
     cloud = torch.rand(31, 31, generator=g) * (torch.rand(31, 31, generator=g) < 0.05)
-    monkeypatch.setattr(MapEstimator, "estimate_ranked", lambda self, image: [cloud / cloud.sum()])
+    monkeypatch.setattr(MapEstimator, "estimate", lambda self, image: cloud / cloud.sum())
     assert band_energy_ratio(deblur(y, method="map").image, y) > 8
     res = deblur(y, method="auto")
     assert res.method == "polyblur" and band_energy_ratio(res.image, y) < 2

@@ -10,7 +10,6 @@ import torch
 from unblur.blur.kernels import (
     KERNEL_KINDS,
     KernelSampler,
-    align_kernel,
     camera_shake_kernel,
     center_kernel,
     center_of_mass,
@@ -313,23 +312,6 @@ def test_pad_crop_round_trip():
         pad_kernel(k, 16)
     with pytest.raises(UserError):
         crop_kernel(torch.zeros(3, 3))
-
-
-def test_align_kernel_undoes_a_translation():
-    k = camera_shake_kernel(21, rng=3)
-    canvas = pad_kernel(k, 31)
-    moved = torch.roll(canvas, (3, -4), (0, 1))  # the content stays inside the canvas
-    back = align_kernel(moved, k)
-    assert back.shape[0] % 2 == 1 and float(back.sum()) == pytest.approx(1.0)
-    torch.testing.assert_close(crop_kernel(back), crop_kernel(k))
-    # a kernel is aligned with itself already; numpy in, numpy out; the window grows so nothing is lost
-    torch.testing.assert_close(crop_kernel(align_kernel(k, k)), crop_kernel(k))
-    edge = torch.zeros(5, 5)
-    edge[0, 0] = 1.0
-    out = align_kernel(edge.numpy(), pad_kernel(torch.ones(1, 1), 5))
-    assert isinstance(out, np.ndarray) and out.shape == (9, 9) and out[4, 4] == 1.0 and out.sum() == 1.0
-    with pytest.raises(UserError):
-        align_kernel(k[None, None], k)
 
 
 def test_crop_threshold_keeps_mass_and_centre():

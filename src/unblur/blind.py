@@ -104,16 +104,13 @@ from unblur._tensor import from_bchw, kernel_to_numpy, to_bchw
 from unblur.errors import UserError
 
 __all__ = ["BLIND_NOISE_SCALE", "GUARD_WINDOW", "LINEAR_MARGIN", "MAX_AMPLIFICATION", "METHODS", "MILD_SIGMA", "NOISE_FLOOR", "QUALITY",
-           "QUALITY_ESTIMATOR", "QUALITY_KERNELS", "DeblurResult", "deblur", "solver_noise"]
+           "QUALITY_ESTIMATOR", "DeblurResult", "deblur", "solver_noise"]
 
 METHODS = ("auto", "map", "polyblur")
 #: Final non-blind solvers of each ``quality`` setting; the restorations of several are averaged.
 QUALITY = {"fast": ("tv",), "high": ("tv", "pnp")}
 #: Settings of the MAP estimator at each ``quality`` setting (on top of the caller's).
 QUALITY_ESTIMATOR = {"fast": {}, "high": {"alt_thresholds": (12.0,)}}
-#: How many of the best-ranked candidate kernels restore the image at each ``quality`` setting
-#: (the restorations with each are averaged).
-QUALITY_KERNELS = {"fast": 1, "high": 2}
 #: ``auto`` uses Polyblur when the MAP kernel's spread (largest std of its mass) is at most this (px).
 MILD_SIGMA = 1.5
 #: ``auto`` falls back to Polyblur when the restoration's band energy exceeds this multiple of the input's.
@@ -200,7 +197,7 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
         ``image`` in the caller's type and layout, ``kernel`` as numpy ``(h, w)`` for numpy input
         and a tensor otherwise.
     """
-    from unblur.blur.kernels import align_kernel, crop_kernel, kernel_spread
+    from unblur.blur.kernels import crop_kernel, kernel_spread
     from unblur.deconv import check_saturation, deconvolve, resolve_space
     from unblur.estimate import estimate_noise_level, polyblur
     from unblur.estimate.map_kernel import MapEstimator
@@ -224,20 +221,17 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
         if method in ("auto", "map"):
             try:
                 settings = {"noise": noise} | QUALITY_ESTIMATOR[quality] | estimator
-                ranked = MapEstimator(kernel_size=kernel_size, prior=prior, **settings).estimate_ranked(y)
+                kernel = MapEstimator(kernel_size=kernel_size, prior=prior, **settings).estimate(y)
             except ValueError as exc:
                 raise UserError(str(exc)) from None
-            kernel = ranked[0]
             if method == "auto":
                 method = "polyblur" if kernel_spread(kernel) <= MILD_SIGMA else "map"
         if method == "map":
             # the estimate fills a large square; its empty border only enlarges the solver's domain
             k, s = crop_kernel(kernel).to(y.device), solver_noise(noise)
-            # runner-up candidates are shifted onto the best one, so that their restorations line up
-            ks = [k] + [crop_kernel(align_kernel(c, kernel)).to(y.device) for c in ranked[1 : QUALITY_KERNELS[quality]]]
             space = resolve_space(y, k, s, solvers[0], margin=LINEAR_MARGIN)  # once for all solvers
-            restored = sum(deconvolve(y, kk, method=m, noise=s, space=space, saturation=saturation)
-                           for kk in ks for m in solvers) / (len(ks) * len(solvers))
+            restored = sum(deconvolve(y, k, method=m, noise=s, space=space, saturation=saturation)
+                           for m in solvers) / len(solvers)
             if guarded and band_energy_ratio(_central(restored), _central(y)) > MAX_AMPLIFICATION:
                 method = "polyblur"
         if method == "polyblur":

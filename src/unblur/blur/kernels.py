@@ -45,7 +45,6 @@ from unblur.errors import UserError
 __all__ = [
     "KERNEL_KINDS",
     "KernelSampler",
-    "align_kernel",
     "camera_shake_kernel",
     "center_kernel",
     "center_of_mass",
@@ -853,39 +852,6 @@ def center_of_mass(k):
     if t.ndim == 2:
         return float(com[0]), float(com[1])
     return com
-
-
-def align_kernel(k, ref):
-    r"""Translate ``k`` by the whole pixels that best match it to ``ref``.
-
-    The shift :math:`d` maximises the cross-correlation :math:`\sum_i \mathrm{ref}[i]\, k[i - d]`
-    (both kernels centred on a common canvas). Two estimates of one blur may differ by a
-    translation, which the centre-of-mass centring of an estimator does not remove when their
-    shapes differ; deconvolving with both then gives restorations shifted against each other,
-    which cannot be averaged until the kernels are aligned.
-
-    Parameters
-    ----------
-    k, ref : torch.Tensor or numpy.ndarray
-        ``(h, w)`` kernels (any sizes).
-
-    Returns
-    -------
-    Same type as ``k``: the shifted kernel, on an odd window centred like the input and enlarged
-    so that nothing is lost (:func:`crop_kernel` trims it).
-    """
-    t, dt = _to_work(k)
-    r, _ = _to_work(ref)
-    if t.ndim != 2 or r.ndim != 2:
-        raise UserError("align_kernel takes two (h, w) kernels")
-    n = max(*t.shape, *r.shape) | 1
-    a, b = pad_kernel(t, n), pad_kernel(r.to(t), n)
-    s = 2 * n - 1  # no circular aliasing of the shifts
-    c = torch.fft.irfft2(torch.fft.rfft2(b, s=(s, s)) * torch.fft.rfft2(a, s=(s, s)).conj(), s=(s, s))
-    u, v = divmod(int(torch.argmax(c)), s)
-    dy, dx = (u if u < n else u - s), (v if v < n else v - s)
-    out = pad_kernel(a, n + 2 * max(abs(dy), abs(dx)))
-    return _from_work(_shift_axis(_shift_axis(out, dy, 0), dx, 1), dt)
 
 
 def kernel_spread(k) -> float:

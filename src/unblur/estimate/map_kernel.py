@@ -157,7 +157,6 @@ __all__ = [
     "estimate_kernel",
     "luminance",
     "normalized_sparsity",
-    "rank_kernels",
     "select_kernel",
     "select_region",
 ]
@@ -454,15 +453,6 @@ class MapEstimator:
         sharpest. Images whose long side exceeds :attr:`max_side` are estimated on a downscaled
         copy (:meth:`_estimate_downscaled`); the kernel returned is then at the input's scale.
         """
-        return self.estimate_ranked(y)[0]
-
-    def estimate_ranked(self, y: torch.Tensor) -> list[torch.Tensor]:
-        """Every candidate kernel of :meth:`estimate`, best first (:func:`rank_kernels`).
-
-        The first is the kernel :meth:`estimate` returns; the others follow by the sharpness of
-        their restorations. Alternative estimates (``alt_thresholds``) narrower than
-        :attr:`alt_min_spread` are not candidates.
-        """
         y = y.to(torch.float32)
         scale = max(y.shape[-2:]) / self.max_side if self.max_side else 1.0
         if scale > 1:
@@ -492,10 +482,12 @@ class MapEstimator:
         kernels = run_concurrently(calls) if y.device.type == "cpu" else [call() for call in calls]
         n = len(self.starts)  # the estimates at ``threshold``; then the wide alternatives compete
         kernels = kernels[:n] + [k for k in kernels[n:] if kernel_spread(k) >= self.alt_min_spread]
-        return [kernels[i] for i in rank_kernels(g, kernels, preferred=n, margin=self.alt_margin)]
+        if len(kernels) == 1:
+            return kernels[0]
+        return kernels[select_kernel(g, kernels, preferred=n, margin=self.alt_margin)]
 
-    def _estimate_downscaled(self, y: torch.Tensor, scale: float) -> list[torch.Tensor]:
-        r"""Estimate on ``y`` downscaled by ``scale`` (long side :attr:`max_side`), then enlarge the kernels.
+    def _estimate_downscaled(self, y: torch.Tensor, scale: float) -> torch.Tensor:
+        r"""Estimate on ``y`` downscaled by ``scale`` (long side :attr:`max_side`), then enlarge the kernel.
 
         The kernel support (:func:`default_kernel_size` of the small copy, or ``kernel_size``
         divided by ``scale``) and the noise level are those of the small copy. Camera shake grows
@@ -513,8 +505,8 @@ class MapEstimator:
         """
         small = _downscale(y, 1 / scale)
         ks = max(3, round(self.kernel_size / scale)) | 1 if self.kernel_size else None
-        kernels = dataclasses.replace(self, kernel_size=ks, noise=None, max_side=None).estimate_ranked(small)
-        return [resize_kernel(k, scale=scale) for k in kernels]
+        k = dataclasses.replace(self, kernel_size=ks, noise=None, max_side=None).estimate(small)
+        return resize_kernel(k, scale=scale)
 
     def _estimate_from(self, g: torch.Tensor, weight: torch.Tensor, ks: int, angle: float,
                        guide: _LatentGuide | None = None, linear: bool = False) -> torch.Tensor:
@@ -629,21 +621,9 @@ def select_kernel(y: torch.Tensor, kernels: list[torch.Tensor], noise: float | N
     two default estimates but lost up to 0.9 dB among the four. An oracle choice among the four
     would gain 0.2-0.65 dB over this score.
     """
-    return rank_kernels(y, kernels, noise, preferred, margin)[0]
-
-
-def rank_kernels(y: torch.Tensor, kernels: list[torch.Tensor], noise: float | None = None,
-                 preferred: int | None = None, margin: float = 0.0) -> list[int]:
-    """Indices of ``kernels`` from best to worst: :func:`select_kernel`'s choice first, then the
-    others by their score (the same sharpness of the restoration; lowest first).
-
-    A single kernel is returned as it is, without scoring.
-    """
     from unblur.blind import QUALITY, solver_noise
     from unblur.deconv import deconvolve
 
-    if len(kernels) == 1:
-        return [0]
     if noise is None:
         noise = float(estimate_noise_level(y))
     scores = [normalized_sparsity(deconvolve(y, crop_kernel(k).to(y.device), method=QUALITY["fast"][0], noise=solver_noise(noise), space="stored"))
@@ -653,7 +633,7 @@ def rank_kernels(y: torch.Tensor, kernels: list[torch.Tensor], noise: float | No
         alt = preferred + int(np.argmin(scores[preferred:]))
         if scores[alt] < (1 - margin) * scores[best]:
             best = alt
-    return [best] + sorted((i for i in range(len(kernels)) if i != best), key=scores.__getitem__)
+    return best
 
 
 def _min_filter(x: torch.Tensor, p: int, dim: int) -> torch.Tensor:
