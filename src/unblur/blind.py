@@ -57,6 +57,17 @@ r"""Blind deblurring: estimate the blur of a photo, then remove it.
    0.43 dB on ``shake-synth`` (0.39 dB), and was level on the real motion blur of ``gopro``
    (29.72 against 29.73 dB; before: 29.57 dB). With :data:`LINEAR_MARGIN` (below) the gains
    are 0.57 and 0.42 dB (0.45 dB at 1 % noise).
+   Averaging in the restorations with the runner-up candidate kernel (the next sharpest,
+   translated onto the best one by cross-correlation) did not carry over: on ``train-shake``
+   cases (kernels of ``high``; 32 compact linear-light and 32 support-filling sRGB cases of
+   even index for tuning, as many of odd index held out) the TV/plug-and-play mean rose from
+   24.13 to 24.37 and from 23.39 to 23.53 dB, and from 24.17 to 24.33 and from 21.74 to
+   21.75 dB, but on ``shake-synth`` ``high`` fell from 24.06 to 24.02 dB (at 1 % noise from
+   24.21 to 24.15 dB): it gained 0.24 dB where the best kernel's similarity was below 0.7 (33
+   cases) and lost 0.21 dB above 0.85 (68 cases), where the runner-up is the worse estimate.
+   Gating by the ratio of the two sharpness scores did not separate those cases on the
+   training ones. Averaging TV over the two candidates of ``fast`` lost 0.3-0.6 dB on the sRGB
+   cases, whose linear-light candidate is wrong.
    The deconvolution runs in the tone space the blur acted in, linear light or the stored values,
    as :func:`unblur.deconv.space.blur_space` decides with the estimated kernel (once, for all the
    solvers of a ``quality``). On 32 cases of 31-61 px kernels that
