@@ -261,6 +261,8 @@ def deconvolve(image, kernel, method: str = DEFAULT_METHOD, noise: float | None 
             raise UserError(f"saturation handling needs one of {', '.join(sorted(WEIGHTED_METHODS))}, not {method!r}")
         weight = unsaturated(y.amax(1, keepdim=True), float(saturation))
     if linear:
+        if method == "pnp":  # the denoiser also works on the stored values (two_domain_denoiser)
+            params = {"srgb_slope": linear_noise(y, 1.0)} | params
         y, noise = srgb_to_linear(y), linear_noise(y, noise)
     solver = METHODS[method]
     joint = method not in CHANNELWISE_METHODS
