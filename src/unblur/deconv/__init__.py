@@ -261,9 +261,10 @@ def deconvolve(image, kernel, method: str = DEFAULT_METHOD, noise: float | None 
             raise UserError(f"saturation handling needs one of {', '.join(sorted(WEIGHTED_METHODS))}, not {method!r}")
         weight = unsaturated(y.amax(1, keepdim=True), float(saturation))
     if linear:
+        slope = linear_noise(y, 1.0)  # mean slope of the decoding curve: noise in linear light per unit
         if method == "pnp":  # the denoiser also works on the stored values (two_domain_denoiser)
-            params = {"srgb_slope": linear_noise(y, 1.0)} | params
-        y, noise = srgb_to_linear(y), linear_noise(y, noise)
+            params = {"srgb_slope": slope} | params
+        y, noise = srgb_to_linear(y), noise * slope
     solver = METHODS[method]
     joint = method not in CHANNELWISE_METHODS
     if tile is None and y.shape[-2] * y.shape[-1] > (TILE_PIXELS if joint else PLANE_PIXELS):
