@@ -169,13 +169,17 @@ def test_auto_falls_back_to_polyblur_when_the_restoration_breaks_down(data_root,
     """A speckled cloud for a kernel (what the estimator once returned for cross_stitch, a real
     shaken photo) turns the photo into coloured noise when deconvolved (band energy 14 times the
     input's), so ``auto`` returns Polyblur's result instead. Which photos the estimator fails on
-    depends on float rounding (the thread count, the FFT grid), so the failure is injected."""
+    depends on float rounding (the thread count, the FFT grid), so the failure is injected. The
+    solver is told the noise level of a fitting kernel: a misfit this large already raises it
+    (:func:`~unblur.blind.misfit_noise`), which keeps the amplification below the guard's level."""
+    import unblur.blind
     from unblur.metrics import band_energy_ratio
 
     y = io.read_image(data_root / "lai2016" / "real" / "cross_stitch.jpg").to_tensor()
     g = torch.Generator().manual_seed(0)
     cloud = torch.rand(31, 31, generator=g) * (torch.rand(31, 31, generator=g) < 0.05)
     monkeypatch.setattr(MapEstimator, "estimate", lambda self, image: cloud / cloud.sum())
+    monkeypatch.setattr(unblur.blind, "misfit_noise", lambda y, kernel, noise, space: solver_noise(noise))
     assert band_energy_ratio(deblur(y, method="map").image, y) > 8
     res = deblur(y, method="auto")
     assert res.method == "polyblur" and band_energy_ratio(res.image, y) < 2
@@ -225,7 +229,12 @@ def test_saturation_reaches_the_estimator_and_the_final_step(shake_case):
         # the estimator masks the light at the given level (not its default 0.97)
         k = MapEstimator(kernel_size=15, noise=res.noise, saturation=0.99).estimate(y)
     torch.testing.assert_close(res.kernel, k)
-    expected = deconvolve(y, crop_kernel(k), method="tv", noise=solver_noise(res.noise), saturation=0.99)
+    from unblur.blind import LINEAR_MARGIN, misfit_noise
+    from unblur.deconv import resolve_space
+
+    k = crop_kernel(k)
+    space = resolve_space(y, k, solver_noise(res.noise), "tv", margin=LINEAR_MARGIN)
+    expected = deconvolve(y, k, method="tv", noise=misfit_noise(y, k, res.noise, space), space=space, saturation=0.99)
     torch.testing.assert_close(res.image, expected)
     for bad in (0.0, 1.5, -1):
         with pytest.raises(UserError, match="saturation"):
@@ -276,6 +285,19 @@ def test_solver_noise_has_a_floor():
 
     assert solver_noise(0.0) == BLIND_NOISE_SCALE * NOISE_FLOOR  # JPEG photos estimate ~0
     assert solver_noise(0.02) == BLIND_NOISE_SCALE * 0.02
+
+
+def test_misfit_noise_grows_with_the_kernel_error(shake_case):
+    # Known answers: the true kernel explains the photo up to its noise (1 %), so the solver is
+    # told about that; wrong kernels leave a misfit and get more regularisation, up to the cap.
+    from unblur.blind import MAX_MISFIT_SCALE, NOISE_FLOOR, misfit_noise
+
+    y, _, k = shake_case
+    assert 0.01 <= misfit_noise(y, k, 0.01, "linear") < 0.0125  # blurred in linear light
+    for wrong in (k.t(), camera_shake_kernel(size=25, rng=7)):
+        assert 0.018 < misfit_noise(y, wrong, 0.01, "linear") <= MAX_MISFIT_SCALE * 0.01
+    assert misfit_noise(y, k.t(), 0.01, "stored") > misfit_noise(y, k, 0.01, "stored")
+    assert misfit_noise(y, k, 0.0, "linear") >= 2 * NOISE_FLOOR  # JPEG photos estimate ~0
 
 
 def test_kernel_step_recovers_kernel_from_true_latent(shake_case):

@@ -24,7 +24,7 @@ import torch
 from unblur.color import linear_to_srgb, srgb_to_linear, srgb_to_linear_slope
 from unblur.errors import UserError
 
-__all__ = ["DECISION_WINDOW", "SPACES", "blur_space", "check_space", "linear_noise", "reblur_error"]
+__all__ = ["DECISION_WINDOW", "SPACES", "blur_space", "check_space", "decision_window", "linear_noise", "reblur_error"]
 
 #: Accepted values of ``space``.
 SPACES = ("auto", "linear", "stored")
@@ -66,6 +66,15 @@ def reblur_error(y: torch.Tensor, kernel: torch.Tensor, noise: float, space: str
     return float(((fit - y)[inner] ** 2).mean().sqrt())
 
 
+def decision_window(y: torch.Tensor, kernel: torch.Tensor, window: int = DECISION_WINDOW) -> torch.Tensor:
+    """The central ``window`` x ``window`` px (at least 4 kernel widths) of ``y``'s middle channel
+    (green for RGB), on which :func:`blur_space` decides."""
+    h, w = y.shape[-2:]
+    n = max(window, 4 * max(kernel.shape[-2:]))
+    top, left = max(0, (h - n) // 2), max(0, (w - n) // 2)
+    return y[:, y.shape[1] // 2 :][:, :1, top : top + n, left : left + n]
+
+
 def blur_space(y: torch.Tensor, kernel: torch.Tensor, noise: float, window: int = DECISION_WINDOW,
                margin: float = 0.0) -> str:
     r"""``"linear"`` or ``"stored"``: the space whose restoration explains ``y`` better.
@@ -90,9 +99,6 @@ def blur_space(y: torch.Tensor, kernel: torch.Tensor, noise: float, window: int 
     only when linear light's error exceeds theirs by this fraction or more
     (:data:`unblur.blind.LINEAR_MARGIN` explains why a blind estimate needs one).
     """
-    h, w = y.shape[-2:]
-    n = max(window, 4 * max(kernel.shape[-2:]))
-    top, left = max(0, (h - n) // 2), max(0, (w - n) // 2)
-    part = y[:, y.shape[1] // 2 :][:, :1, top : top + n, left : left + n]  # the middle (green) channel
+    part = decision_window(y, kernel, window)
     errors = {s: reblur_error(part, kernel, noise, s) for s in ("linear", "stored")}
     return "linear" if errors["linear"] < (1 + margin) * errors["stored"] else "stored"
