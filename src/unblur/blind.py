@@ -293,9 +293,10 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
                 method = "polyblur" if kernel_spread(kernel) <= MILD_SIGMA else "map"
         if method == "map":
             # the estimate fills a large square; its empty border only enlarges the solver's domain
-            k = crop_kernel(kernel).to(y.device)
-            space = resolve_space(y, k, solver_noise(noise), solvers[0], margin=LINEAR_MARGIN)  # once for all solvers
-            s = misfit_noise(y, k, noise, space) if quality in MISFIT_QUALITIES else solver_noise(noise)
+            k, s = crop_kernel(kernel).to(y.device), solver_noise(noise)
+            space = resolve_space(y, k, s, solvers[0], margin=LINEAR_MARGIN)  # once for all solvers
+            if quality in MISFIT_QUALITIES:
+                s = misfit_noise(y, k, noise, space)
             restored = sum(deconvolve(y, k, method=m, noise=s, space=space, saturation=saturation)
                            for m in solvers) / len(solvers)
             if guarded and band_energy_ratio(_central(restored), _central(y)) > MAX_AMPLIFICATION:
