@@ -185,6 +185,27 @@ def test_auto_falls_back_to_polyblur_when_the_restoration_breaks_down(data_root,
     assert res.method == "polyblur" and band_energy_ratio(res.image, y) < 2
 
 
+def test_high_tells_plug_and_play_at_least_the_fixed_noise_level(shake_case, monkeypatch):
+    """TV is told the misfit level, plug-and-play never less than :func:`solver_noise` (its learned
+    prior regularises too little with the noise level of a fitting kernel)."""
+    import unblur.blind
+    import unblur.deconv
+
+    y, _, k = shake_case
+    told = {}
+
+    def record(image, kernel, method, noise, **kwargs):
+        told[method] = noise
+        return image
+
+    monkeypatch.setattr(MapEstimator, "estimate", lambda self, image: k)
+    monkeypatch.setattr(unblur.deconv, "deconvolve", record)
+    for level in (0.003, 0.05):
+        monkeypatch.setattr(unblur.blind, "misfit_noise", lambda y, kernel, noise, space, level=level: level)
+        deblur(y, method="map", quality="high", noise=0.01)
+        assert told == {"tv": level, "pnp": max(level, solver_noise(0.01))}
+
+
 def test_polyblur_path_for_mild_blur(data_root):
     img = io.read_image(data_root / "natural" / "kodak24" / "kodim05.png").to_tensor()[..., :200, :200]
     y = conv2d(img, gaussian_kernel(1.2), mode="same")
