@@ -97,7 +97,7 @@ def blur_space(y: torch.Tensor, kernel: torch.Tensor, noise: float, window: int 
 
     ``margin`` leans the decision towards linear light, as cameras blur: the stored values win
     only when linear light's error exceeds theirs by this fraction or more
-    (:data:`unblur.blind.LINEAR_MARGIN` explains why a blind estimate needs one).
+    (:data:`unblur.blind.LINEAR_MARGIN`; ``docs/blind-deblurring.md`` explains why a blind estimate needs one).
     """
     part = decision_window(y, kernel, window)
     errors = {s: reblur_error(part, kernel, noise, s) for s in ("linear", "stored")}

@@ -19,111 +19,35 @@ coarse to fine over an image pyramid (Fergus et al. 2006; Cho & Lee 2009):
   the minimum of their patch when they are dark enough;
 * the kernel step in the gradient domain: least squares on the observed pixels only, by conjugate
   gradients with FFT-based products, followed by clipping of negative values, removal of taps
-  below ``1/threshold`` of the maximum and of every connected fragment but the heaviest (camera
-  shake traces one connected path; on 24 camera-shake crops of training images this raised the
-  mean gain over the blurred input from 1.18 to 1.28 dB compared with keeping every fragment
-  that holds a tenth of the mass, as Pan et al. do; on ``shake-synth``, together with the larger
-  default size and the noise floor of :mod:`unblur.blind`, MAP deblurring rose from 21.47 to
-  21.70 dB. On ``lai2016/real/bird.jpg`` both rules follow the same path up to the finest scale,
-  where the old one kept a stray blob 20 px from the stroke and so reported a 13x29 px kernel;
-  this one keeps the stroke); then normalisation, and centring (by the centre of mass) between
-  scales. The threshold is 1/8 of the maximum. Recorded camera shake often dwells at one
-  position, which leaves a bright dot with a long, faint tail (all four ``lai-synth`` kernels);
-  at 1/8 the tail's taps can fall below the threshold at the coarse scales, the stroke breaks
-  into fragments and only the dot survives. A threshold of 1/12 kept more of such tails: on 13
-  ``lai-synth`` cases with the 51-75 px kernels, TV with the estimate gained 1.44 dB over the
-  blurred input instead of 0.28 dB, while training cases moved by -0.23 to +0.10 dB (1/20: 1.17
-  dB on the lai cases, a loss of 0.4-0.5 dB on training cases, where speckle survives; never
-  pruning more than a tenth of the mass: a loss of 0.3-0.7 dB). On the whole benchmarks 1/12
-  took ``deblur`` from 16.63 to 17.08 dB on ``lai-synth`` but from 23.56 to 23.22 dB on
-  ``shake-synth`` (largest losses with the 11-31 px kernels), from 29.73 to 29.44 dB on the real
-  motion blur of ``gopro`` (the input: 29.47 dB) and from 22.55 to 21.05 dB on the 12 MP case
-  of ``large``. On the 100 ``lai2016/real`` photos it changed 45 kernels; of 18 of them compared
-  side by side, 6 looked better (house3 rang less; house4, outdoor and coke were sharper; street1
-  had fewer ghosts), 3 worse (text8 rang, fishes fell back to Polyblur) and the rest alike. 1/8
-  stays, since every measured benchmark but ``lai-synth`` lost. 1/12 at the coarse scales only
-  and 1/8 at the finest gave 0.83, 2.21 and 1.69 dB on the three tuning sets (lai, support-filling,
-  compact; 1/8: 0.28, 2.14 and 1.86 dB). Offered as further candidates instead
-  (``alt_thresholds``: each start also runs at 1/12, and the sharpness selection below picks
-  among the four estimates), 1/12 is kept where it pays: TV with the selected kernel gained
-  1.44, 2.26 and 1.98 dB, and on 15 + 15 held-out training cases 2.24 and 2.93 dB (1/8 alone:
-  2.27 and 2.81 dB). On ``shake-synth`` that version of ``quality="high"`` lost 0.46 dB on the
-  11 px kernel and 0.23 dB on the 21 px one, with a few collapses of 3-7 dB where a speckled
-  1/12 estimate scored sharper than a good 1/8 one. The 1/12 estimates now win only when their
-  score is more than :attr:`MapEstimator.alt_margin` (5 %) below the best 1/8 one: on the
-  three tuning and two held-out sets above 1.47, 2.14, 1.86, 2.49 and 3.07 dB (3 %: 1.45, 2.15,
-  1.97, 2.21 and 3.09 dB; the margin was chosen on these training cases). On the real motion
-  blur of the four frame-averaging cases of ``gopro`` the 1/12 estimates still won, by 8-12 %,
-  and lost 0.3-0.9 dB: there the blur is compact (spread 2-3.4 px), and the extra taps are
-  speckle, not a tail. So only estimates with a spread of at least
-  :attr:`MapEstimator.alt_min_spread` (4 px) compete, which is what the faint tails are about;
-  on the sets above that cost one compact case (2.85 instead of 3.07 dB on the last set; this
-  gate was chosen after seeing ``gopro``). That doubles the estimation time, so only
-  ``quality="high"`` of :func:`unblur.deblur` does it;
+  below ``1/threshold`` (1/8) of the maximum and of every connected fragment but the heaviest
+  (camera shake traces one connected path), normalisation, and centring (by the centre of mass)
+  between scales. ``quality="high"`` of :func:`unblur.deblur` also runs every start at 1/12
+  (``alt_thresholds``), which keeps the faint tail of shake that dwells at one point and then
+  moves on; such an estimate wins only when its restoration is clearly sharper
+  (``alt_margin``) and it is wide (``alt_min_spread``);
 * a kernel support that starts at about 3 px on the coarsest scale and grows with the estimate
   from scale to scale, up to the requested size;
-* several starts: the alternation is non-convex and its result depends on where it starts, so
-  estimates are made from a horizontal and a vertical initial line, and the kernel whose
-  deconvolution is sharpest by the normalised sparsity measure of Krishnan, Tay & Fergus (CVPR
-  2011) is kept (:func:`select_kernel`). On 24 camera-shake crops of training images this raised
-  the mean gain over the blurred input from 0.54 dB (one start) to 1.18 dB;
-* two tone curves: the first start works in linear light (undoing the sRGB curve), as a camera
-  blurs, the second on the stored values, which is right where the blur was applied after the
-  tone curve (synthetic blur of sRGB values, as in the benchmark of Lai et al.) and close to it
-  where a camera's own curve departs from sRGB. The selection above picks between them. On 32
-  cases of 31-75 px kernels on training images (half blurred in linear light, half on sRGB
-  values), the mean gain over the blurred input rose from 1.02 to 1.33 dB (linear-light cases
-  0.71 to 0.77, sRGB cases 1.33 to 1.88); on 48 camera-shake cases blurred in linear light it
-  stayed within noise (1.52 and 1.50 dB). On the real GoPro frames of the ``gopro`` benchmark,
-  ``deblur`` rose from 28.33 to 29.15 dB (the blurred input: 29.47 dB). More starts did not
-  pay: a third start on the stored values with ``gamma`` 0.3 (a stronger :math:`\|k\|^2`
-  weight, which spreads the kernel) raised the gain on 32 cases of 31-61 px kernels that fill
-  their support from 1.42 to 2.02 dB, picked from several combinations, but on 32 fresh ones it
-  went from 2.07 to 1.91 dB (11-41 px kernels: 1.07 to 1.19, then 1.28 to 1.44 dB); four starts
-  (both tone curves, ``gamma`` 0.1 and 0.3) went from 1.38 to 2.10 and from 1.11 to 0.89 dB,
-  where the selection picked a spread-out kernel twice. Always picking the better of the two
-  default starts (an oracle) would add only 0.1-0.2 dB: the candidates, not the choice, limit it.
-  Two more starts at ``quality="high"`` (diagonal lines at 45 degrees in linear light and 135
-  on the stored values, eight estimates in all) moved its result on 32 + 32 compact training
-  cases (tuning, held-out) by -0.09 and +0.05 dB, at twice the estimation time.
-  Nor did a last kernel step at the finest scale from a better latent image pay: fitting the
-  kernel (support grown by 4 px, ``gamma`` 0.1) to the gradients of the final total-variation
-  restoration, on the kernels of ``quality="high"``, moved TV on 32 + 32 compact training cases
-  by +0.14 and -0.02 dB and lowered their kernel similarity from 0.81 to 0.79 (a second round
-  or ``gamma`` 0.03: worse); the restoration's noise and texture leak into the kernel, which the
-  :math:`L_0` latent image keeps out.
-
-At the small scales of the pyramid (kernel supports up to ``guide_max`` = 15 px) a learned guide
-comes first: the shipped latent predictor (:mod:`unblur.models.latent`, trained by
-:mod:`unblur.train.latent` on crops blurred by random kernels) guesses the sharp window without
-knowing the kernel, and one kernel step fits the kernel between the guess's gradients and the
-observed ones, before the usual alternations refine it. This borrows the learned-then-least-squares
-kernel fit of Chakrabarti ("A neural approach to blind motion deblurring", ECCV 2016): the guess
-only has to be right where the edges are, and an :math:`L_0` latent image from a 3-tap start is
-often not, at the coarse scales where the kernel's shape is decided. On the tuning cases of the
-``train-shake`` suite (whose images the predictor never saw), first 32 of each half, the mean gain
-over the blurred input went from 1.38 to 2.31 dB on 31-61 px kernels that fill their support
-(kernel similarity 0.69 to 0.76) and from 1.11 to 1.19 dB on compact 11-41 px ones (0.79 to 0.80),
-at the same cost. Guiding up to 21, 31 and 41 px gave 2.17 and 1.25, 2.27 and 1.26, 2.08 and
-1.11 dB; using the guess alone (no alternations at those scales) 1.90 and 0.91 dB; four starts
-(both tone curves, with and without the guide) 2.18 and 1.32 dB at twice the cost.
+* several starts, since the alternation is non-convex: from a horizontal line in linear light
+  (undoing the sRGB curve, as a camera blurs) and from a vertical one on the stored values (right
+  where the blur acted after the tone curve, and close to it where a camera's curve departs from
+  sRGB). The kernel whose deconvolution is sharpest by the normalised sparsity measure of Krishnan,
+  Tay & Fergus (CVPR 2011) is kept (:func:`select_kernel`);
+* at the small scales (supports up to ``guide_max`` = 15 px), a learned guide first: the shipped
+  latent predictor (:mod:`unblur.models.latent`, trained by :mod:`unblur.train.latent`) guesses the
+  sharp window without knowing the kernel, and one kernel step fits the kernel between the
+  guess's gradients and the observed ones before the alternations refine it. This borrows the
+  learned-then-least-squares kernel fit of Chakrabarti ("A neural approach to blind motion
+  deblurring", ECCV 2016): the guess only has to be right where the edges are, which an
+  :math:`L_0` latent image from a 3-tap start often is not at the coarse scales, where the
+  kernel's shape is decided.
 
 Before any of this the estimation window is denoised with the project's learned denoiser
-(:func:`unblur.denoising.learned_denoiser`), told 0.75 of the image's noise level. Noise in :math:`y` passes
-straight through the least-squares kernel step and comes out as speckle around the true trace;
-Zhong, Cho, Metaxas, Paris & Wang ("Handling noise in single image deblurring using directional
-filters", CVPR 2013) prefilter for the same reason. Denoising a blurred image leaves the blur in
-place, since there is little fine detail for the denoiser to remove along with the noise. The
-coarse scales then get ``iterations`` (8) alternations and the finest only ``finest_iterations``
-(3). On 48 camera-shake crops of training images (11-41 px kernels, 0.5-2 % noise), the mean
-kernel similarity went from 0.69 to 0.77 with denoising (at 2 % noise: 0.51 to 0.71); with the
-iteration schedule as well (5 alternations at every scale before) it reached 0.80. The mean gain
-over the blurred input went from 1.10 to 1.19 and then 1.52 dB. Those figures are for the
-denoiser of the CPU training run, told the full noise level. With the GPU-trained weights (0.4 dB
-better on BSD68 and 0.6 dB on CBSD68 at sigma 25/255), the full level
-cost 0.07 dB on 32 cases of 31-75 px kernels (sRGB and linear-light blur; 14 of 32 better), while 0.75
-and 0.5 of it were level with the old weights (+0.01 and 0.00 dB): a stronger denoiser also takes
-away some of the faint edges the kernel step needs.
+(:func:`unblur.denoising.learned_denoiser`), told 0.75 of the image's noise level: noise in
+:math:`y` passes straight through the least-squares kernel step as speckle around the true trace
+(Zhong, Cho, Metaxas, Paris & Wang, "Handling noise in single image deblurring using directional
+filters", CVPR 2013, prefilter for the same reason), while a blurred image has little fine detail
+for the denoiser to remove along with the noise. The coarse scales then get ``iterations`` (8)
+alternations and the finest, which costs as much as all the others, ``finest_iterations`` (3).
 
 The observation is a ``valid`` blur (:class:`unblur.deconv._domain.ValidDomain`); the data term is
 masked to the observed pixels, and saturated pixels and their neighbourhood are masked out too
@@ -131,6 +55,11 @@ masked to the observed pixels, and saturated pixels and their neighbourhood are 
 on the stored values, per start), on the most informative window of large images, so its cost
 does not grow with megapixels. Photos whose long side exceeds 1280 px are estimated on a copy
 downscaled to that size, and the kernel is enlarged back (:meth:`MapEstimator._estimate_downscaled`).
+
+The measurements behind these choices, and the many variants that were tried and did not pay
+(other thresholds and fragment rules, more starts, data and kernel weights, selection scores, a
+last kernel step from a better latent image), are recorded in ``docs/kernel-estimation.md`` in the
+source repository.
 """
 from __future__ import annotations
 
@@ -353,33 +282,8 @@ class MapEstimator:
         filling the unobserved border with the current prediction instead would bias the kernel
         towards its current value. :math:`E` is the latent gradient energy.
 
-        The gradients of the :math:`L_0` latent image are used as they are: the prior has already
-        reduced them to salient edges, and a further magnitude threshold (Cho & Lee 2009) made the
-        estimates worse in our trials on camera-shake blur. Neither did weighting the data term
-        by the edge-usefulness map :math:`r` of Xu & Jia ("Two-phase kernel estimation for robust
-        motion deblurring", ECCV 2010; a window the size of the kernel support) help on the whole:
-        on 32 cases of 31-75 px kernels on training images the mean gain over the blurred input
-        fell from 1.33 to 0.14 dB (:math:`r`), 1.11 dB (:math:`\sqrt r`), 0.82 dB (coarse
-        scales only) and 1.25 dB (as a third start), although it lifted the kernel similarity on
-        three of four ``lai-synth`` cases with the 31 px kernel by 0.26 to 0.39. That did not
-        carry over to 32 training cases with 31-61 px kernels that fill their support, as
-        ``lai-synth``'s do: with :math:`\sqrt r` the similarity fell from 0.69 to 0.65 and the
-        gain from 1.38 to 1.23 dB. Nor did other weights on those cases (the gain, similarity):
-        ``gamma`` 0.3 1.80 dB, 0.70 but 0.83 instead of 1.11 dB on 11-41 px kernels; ``gamma`` 1
-        1.14 dB, 0.65; ``lambda_grad`` 1e-3 and 2e-3 (``lambda_min`` alike) 1.63 and 1.66 dB,
-        0.68 and 0.67 (but 2e-3 gave 0.50 instead of 1.11 dB on 32 cases of 11-41 px kernels);
-        8 finest iterations 1.25 dB, 0.71. Single cases swing by several dB between such variants.
-
-        Two more data and kernel weights were tried on those 32 cases and 32 with 11-41 px
-        kernels (the gain, in dB, on each): equalising the data term's gradient energy over four
-        edge orientations of :math:`y` (to counter the streaks a dominant edge direction leaves
-        in the kernel), 1.31 and 1.16 against 1.38 and 1.11, i.e. no change; and a sparse kernel
-        prior (iteratively reweighted :math:`\gamma E \sum_j w_j k_j^2` with
-        :math:`w_j = k_{max} / \max(k_j, 0.05 k_{max})`, an :math:`L_1`-like weight), which
-        collapsed the kernels towards a point at every scale (0.06 and 0.17 dB) and at the
-        finest scale only changed little (1.32 dB and 1.11 dB). The estimated kernels are not too
-        compact: their effective number of taps :math:`1/\|k\|^2` is a median 1.3 times the
-        true kernel's, from speckle and thickened strokes.
+        The gradients of the :math:`L_0` latent image are used as they are, without the magnitude
+        threshold of Cho & Lee (2009) or other data weights (``docs/kernel-estimation.md``).
         """
         ks = k.shape[-1]
         H, W = dom.shape
@@ -610,16 +514,8 @@ def select_kernel(y: torch.Tensor, kernels: list[torch.Tensor], noise: float | N
     the better kernel in 21 of 24 cases, and it avoids the restorations that ring; it cannot tell
     whether *any* candidate is better than the blurred input, since every deconvolution sharpens.
 
-    Other scores did not pick better on the four estimates of ``quality="high"`` (67 cases: 13
-    ``lai-synth`` ones with 51-75 px kernels, 54 ``train-shake`` ones): the fit of the blurred
-    restoration to ``y``, alone or plus its total variation (a MAP objective; 0.1-1.4 dB worse
-    per group), the residual of the learned denoiser on the restoration (absolute or
-    relative to its gradient energy), and this score of the plug-and-play restoration, alone or
-    added to this one. With the margin and spread rule of ``high``, the sum of both sharpness
-    scores moved the five groups (lai, two train-shake kinds, tuning and held-out cases) by
-    -0.16 to +0.09 dB; the relative denoiser residual gained up to 0.43 dB choosing between the
-    two default estimates but lost up to 0.9 dB among the four. An oracle choice among the four
-    would gain 0.2-0.65 dB over this score.
+    Other scores (reblurring fit, MAP objective, denoiser residual) picked worse
+    (``docs/kernel-estimation.md``).
     """
     from unblur.blind import QUALITY, solver_noise
     from unblur.deconv import deconvolve
