@@ -28,11 +28,12 @@ r"""Blind deblurring: estimate the blur of a photo, then remove it.
    kernel that fits gets the noise as it is, a wrong one more regularisation. Plug-and-play is
    never told less than :func:`solver_noise`, :data:`BLIND_NOISE_SCALE` times :math:`\sigma`
    (:data:`FIXED_FLOOR_SOLVERS`): its learned prior regularises too little otherwise;
-4. before that step, ``auto`` falls back to Polyblur when deconvolution with the kernel would
-   amplify the input's middle and high frequencies more than :data:`MAX_AMPLIFICATION` times
-   (:func:`amplification`, measured on a central window at the fixed noise level): a guard against
-   breakdowns (a speckled kernel that turns the photo into coloured noise), not against the
-   milder ringing of a wrong kernel.
+4. ``auto`` falls back to Polyblur when deconvolution with the kernel amplifies the input's
+   middle and high frequencies more than :data:`MAX_AMPLIFICATION` times, measured twice: before
+   the final step on a central window at the fixed noise level (:func:`amplification`), and after
+   it on the restoration's central :data:`GUARD_WINDOW` px (:func:`unblur.metrics.band_energy_ratio`);
+   each caught a breakdown the other missed. A guard against breakdowns (a speckled kernel that
+   turns the photo into coloured noise), not against the milder ringing of a wrong kernel.
 
 The measurements behind these rules and constants, and the variants that were tried and did not
 pay, are recorded in ``docs/blind-deblurring.md`` in the source repository.
@@ -49,6 +50,7 @@ from unblur.errors import UserError
 __all__ = [
     "BLIND_NOISE_SCALE",
     "FIXED_FLOOR_SOLVERS",
+    "GUARD_WINDOW",
     "LINEAR_MARGIN",
     "MAX_AMPLIFICATION",
     "MAX_MISFIT_SCALE",
@@ -73,6 +75,8 @@ QUALITY_ESTIMATOR = {"fast": {}, "high": {"alt_thresholds": (12.0,)}}
 MILD_SIGMA = 1.5
 #: ``auto`` falls back to Polyblur when the restoration's band energy exceeds this multiple of the input's.
 MAX_AMPLIFICATION = 8.0
+#: Side of the central window (px) on which ``auto`` measures the amplification of the final restoration.
+GUARD_WINDOW = 1024
 #: The final non-blind step after MAP estimation assumes this multiple of the noise level.
 BLIND_NOISE_SCALE = 2.0
 #: Final solvers never told less than :func:`solver_noise`, however well the kernel fits (see above).
@@ -186,6 +190,7 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
     from unblur.deconv import check_saturation, deconvolve, resolve_space
     from unblur.estimate import estimate_noise_level, polyblur
     from unblur.estimate.map_kernel import MapEstimator
+    from unblur.metrics import band_energy_ratio
 
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -221,8 +226,16 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
                 restored = sum(deconvolve(y, k, method=m, noise=max(level, s) if m in FIXED_FLOOR_SOLVERS else level,
                                           space=space, saturation=saturation)
                                for m in solvers) / len(solvers)
+                if guarded and band_energy_ratio(_central(restored), _central(y)) > MAX_AMPLIFICATION:
+                    method = "polyblur"
         if method == "polyblur":
             restored, kernel = polyblur(y)
     kernel = kernel_to_numpy(kernel) if layout.kind == "numpy" else kernel
     return DeblurResult(from_bchw(restored, layout), kernel, method, noise, None if noise is not None else y)
+
+
+def _central(x: torch.Tensor, size: int = GUARD_WINDOW) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return x[..., top : top + size, left : left + size]
 
