@@ -77,7 +77,8 @@ MILD_SIGMA = 1.5
 MAX_AMPLIFICATION = 8.0
 #: Side of the central window (px) on which ``auto`` measures the amplification of the final restoration.
 GUARD_WINDOW = 1024
-#: The final non-blind step after MAP estimation assumes this multiple of the noise level.
+#: The fixed level (:func:`solver_noise`) is this multiple of the noise level: it decides the tone space,
+#: measures the guard (:func:`amplification`) and is the least level of :data:`FIXED_FLOOR_SOLVERS`.
 BLIND_NOISE_SCALE = 2.0
 #: Final solvers never told less than :func:`solver_noise`, however well the kernel fits (see above).
 FIXED_FLOOR_SOLVERS = ("pnp",)
