@@ -189,6 +189,7 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
     """
     from unblur.blur.kernels import crop_kernel, kernel_spread
     from unblur.deconv import check_saturation, deconvolve, resolve_space
+    from unblur.deconv.space import central_window
     from unblur.estimate import estimate_noise_level, polyblur
     from unblur.estimate.map_kernel import MapEstimator
     from unblur.metrics import band_energy_ratio
@@ -227,16 +228,11 @@ def deblur(image, method: str = "auto", *, kernel_size: int | None = None, noise
                 restored = sum(deconvolve(y, k, method=m, noise=max(level, s) if m in FIXED_FLOOR_SOLVERS else level,
                                           space=space, saturation=saturation)
                                for m in solvers) / len(solvers)
-                if guarded and band_energy_ratio(_central(restored), _central(y)) > MAX_AMPLIFICATION:
+                if guarded and band_energy_ratio(central_window(restored, GUARD_WINDOW),
+                                                 central_window(y, GUARD_WINDOW)) > MAX_AMPLIFICATION:
                     method = "polyblur"
         if method == "polyblur":
             restored, kernel = polyblur(y)
     kernel = kernel_to_numpy(kernel) if layout.kind == "numpy" else kernel
     return DeblurResult(from_bchw(restored, layout), kernel, method, noise, None if noise is not None else y)
-
-
-def _central(x: torch.Tensor, size: int = GUARD_WINDOW) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return x[..., top : top + size, left : left + size]
 

@@ -24,7 +24,7 @@ import torch
 from unblur.color import linear_to_srgb, srgb_to_linear, srgb_to_linear_slope
 from unblur.errors import UserError
 
-__all__ = ["DECISION_WINDOW", "SPACES", "blur_space", "check_space", "decision_window", "linear_noise", "reblur_error"]
+__all__ = ["DECISION_WINDOW", "SPACES", "blur_space", "central_window", "check_space", "decision_window", "linear_noise", "reblur_error"]
 
 #: Accepted values of ``space``.
 SPACES = ("auto", "linear", "stored")
@@ -66,13 +66,17 @@ def reblur_error(y: torch.Tensor, kernel: torch.Tensor, noise: float, space: str
     return float(((fit - y)[inner] ** 2).mean().sqrt())
 
 
+def central_window(x: torch.Tensor, size: int) -> torch.Tensor:
+    """The central ``size`` x ``size`` px of ``x`` (all of a side shorter than ``size``)."""
+    h, w = x.shape[-2:]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return x[..., top : top + size, left : left + size]
+
+
 def decision_window(y: torch.Tensor, kernel: torch.Tensor, window: int = DECISION_WINDOW) -> torch.Tensor:
     """The central ``window`` x ``window`` px (at least 4 kernel widths) of ``y``'s middle channel
     (green for RGB), on which :func:`blur_space` decides."""
-    h, w = y.shape[-2:]
-    n = max(window, 4 * max(kernel.shape[-2:]))
-    top, left = max(0, (h - n) // 2), max(0, (w - n) // 2)
-    return y[:, y.shape[1] // 2 :][:, :1, top : top + n, left : left + n]
+    return central_window(y[:, y.shape[1] // 2 :][:, :1], max(window, 4 * max(kernel.shape[-2:])))
 
 
 def blur_space(y: torch.Tensor, kernel: torch.Tensor, noise: float, window: int = DECISION_WINDOW,
