@@ -18,6 +18,7 @@ from unblur.errors import UserError
 from unblur.estimate.map_kernel import (
     MapEstimator,
     default_kernel_size,
+    kernel_misfit,
     normalized_sparsity,
     select_kernel,
     select_region,
@@ -101,6 +102,18 @@ def test_select_kernel_picks_the_true_kernel(shake_case):
     assert select_kernel(y, [wrong, k], noise=0.01, preferred=1, margin=0.05) == 1
     assert select_kernel(y, [wrong, k], noise=0.01, preferred=1, margin=1.0) == 0
     assert select_kernel(y, [k, wrong], noise=0.01, preferred=1, margin=0.0) == 0
+
+
+def test_an_alternative_that_explains_the_image_worse_is_vetoed(shake_case):
+    y, _, k = shake_case
+    wrong = camera_shake_kernel(size=25, rng=999)
+    fit, misfit = kernel_misfit(y, k, 0.01), kernel_misfit(y, wrong, 0.01)
+    assert 0.8 < fit < 1.2 and misfit > 1.3 * fit
+    # a negative margin lets the alternative win on sharpness alone; the misfit veto keeps the default
+    assert select_kernel(y, [k, wrong], noise=0.01, preferred=1, margin=-1.0) == 1
+    assert select_kernel(y, [k, wrong], noise=0.01, preferred=1, margin=-1.0, max_misfit=1.2) == 0
+    # an alternative that fits better is not held back
+    assert select_kernel(y, [wrong, k], noise=0.01, preferred=1, margin=0.05, max_misfit=1.2) == 1
 
 
 def test_starts_are_independent_estimates(shake_case):

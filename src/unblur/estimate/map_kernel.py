@@ -24,7 +24,8 @@ coarse to fine over an image pyramid (Fergus et al. 2006; Cho & Lee 2009):
   between scales. ``quality="high"`` of :func:`unblur.deblur` also runs every start at 1/12
   (``alt_thresholds``), which keeps the faint tail of shake that dwells at one point and then
   moves on; such an estimate wins only when its restoration is clearly sharper
-  (``alt_margin``) and it is wide (``alt_min_spread``);
+  (``alt_margin``), it is wide (``alt_min_spread``) and it explains the image about as well as the
+  best default estimate (``alt_max_misfit``);
 * a kernel support that starts at about 3 px on the coarsest scale and grows with the estimate
   from scale to scale, up to the requested size;
 * several starts, since the alternation is non-convex: from a horizontal line in linear light
@@ -84,6 +85,7 @@ __all__ = [
     "MapEstimator",
     "default_kernel_size",
     "estimate_kernel",
+    "kernel_misfit",
     "luminance",
     "normalized_sparsity",
     "select_kernel",
@@ -179,7 +181,10 @@ class MapEstimator:
         An estimate with an alternative threshold is only picked when the sharpness score of its
         restoration is lower than the best default estimate's by more than this fraction,
     alt_min_spread : float
-        and when its spread (:func:`~unblur.blur.kernels.kernel_spread`, px) is at least this.
+        and when its spread (:func:`~unblur.blur.kernels.kernel_spread`, px) is at least this,
+    alt_max_misfit : float
+        and when its reblurring misfit (:func:`kernel_misfit`) is at most this multiple of the
+        best default estimate's.
     region : int
         Side of the window used for estimation (the most informative one).
     max_side : int or None
@@ -220,6 +225,7 @@ class MapEstimator:
     alt_thresholds: tuple[float, ...] = ()
     alt_margin: float = 0.05
     alt_min_spread: float = 4.0
+    alt_max_misfit: float = 1.2
     region: int = 512
     max_side: int | None = 1280
     saturation: float = 0.97
@@ -388,7 +394,7 @@ class MapEstimator:
         kernels = kernels[:n] + [k for k in kernels[n:] if kernel_spread(k) >= self.alt_min_spread]
         if len(kernels) == 1:
             return kernels[0]
-        return kernels[select_kernel(g, kernels, preferred=n, margin=self.alt_margin)]
+        return kernels[select_kernel(g, kernels, preferred=n, margin=self.alt_margin, max_misfit=self.alt_max_misfit)]
 
     def _estimate_downscaled(self, y: torch.Tensor, scale: float) -> torch.Tensor:
         r"""Estimate on ``y`` downscaled by ``scale`` (long side :attr:`max_side`), then enlarge the kernel.
@@ -500,13 +506,28 @@ def normalized_sparsity(x: torch.Tensor, border: int = 12) -> float:
     return float(m.sum() / (torch.sqrt((m**2).sum()) * math.sqrt(m.numel())).clamp_min(1e-12))
 
 
+def kernel_misfit(y: torch.Tensor, kernel: torch.Tensor, noise: float) -> float:
+    """How well ``kernel`` explains ``y``: :func:`unblur.deconv.space.reblur_error` in the tone
+    space (linear light or stored values) where it is lower, relative to the noise level
+    (at least :data:`unblur.blind.NOISE_FLOOR`). About 1 for a kernel that fits."""
+    from unblur.blind import NOISE_FLOOR
+    from unblur.deconv.space import reblur_error
+
+    base = max(noise, NOISE_FLOOR)
+    k = crop_kernel(kernel).to(y.device)
+    return min(reblur_error(y, k, base, space) for space in ("linear", "stored")) / base
+
+
 def select_kernel(y: torch.Tensor, kernels: list[torch.Tensor], noise: float | None = None,
-                  preferred: int | None = None, margin: float = 0.0) -> int:
+                  preferred: int | None = None, margin: float = 0.0, max_misfit: float | None = None) -> int:
     """Index of the kernel whose deconvolution of ``y`` is sharpest (lowest :func:`normalized_sparsity`).
 
     With ``preferred = n``, the first ``n`` kernels are the default candidates and the others
-    alternatives, which win only when their score is lower than the best default one's by more
-    than the fraction ``margin``.
+    alternatives. The sharpest alternative wins only when its score is lower than the best default
+    one's by more than the fraction ``margin`` and, with ``max_misfit``, when its
+    :func:`kernel_misfit` is at most ``max_misfit`` times the best default one's: a sharper
+    restoration from a kernel that explains the image clearly worse is more often ringing or
+    false detail than a recovered tail.
 
     Each candidate restores ``y`` as the final step of :func:`unblur.deblur` does at its default
     quality (``QUALITY["fast"]``, ``valid`` model, noise level from :func:`~unblur.blind.solver_noise`). On
@@ -527,7 +548,9 @@ def select_kernel(y: torch.Tensor, kernels: list[torch.Tensor], noise: float | N
     best = int(np.argmin(scores[:preferred]))
     if preferred is not None and preferred < len(kernels):
         alt = preferred + int(np.argmin(scores[preferred:]))
-        if scores[alt] < (1 - margin) * scores[best]:
+        if scores[alt] < (1 - margin) * scores[best] and (
+                max_misfit is None
+                or kernel_misfit(y, kernels[alt], noise) <= max_misfit * kernel_misfit(y, kernels[best], noise)):
             best = alt
     return best
 
