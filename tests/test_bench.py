@@ -453,6 +453,21 @@ def test_tables_name_the_input_of_each_suite():
     assert "| *blurred input* |  | 1 | 20.00 |" in table("lai-synth")
 
 
+def test_suites_with_several_noise_levels_get_a_table_per_level():
+    from unblur.bench.report import suite_tables_md
+
+    def row(case, method, noise, psnr):
+        return {"suite": "shake-synth", "case": case, "group": "g", "noise": str(noise), "method": method, "kind": "blind",
+                "status": "ok", "psnr": str(psnr), "ssim": "0.8", "seconds": "1", "psnr_input": "26" if noise < 0.015 else "20",
+                "ssim_input": "0.4", "commit": "abc"}
+
+    rows = [row("a", "m", 0.01, 30), row("b", "m", 0.01, 32), row("c", "m", 0.02, 25), row("a", "n", 0.01, 29)]
+    text = suite_tables_md(summarize(rows)[0])
+    assert "| method | 1 % | 2 % |" in text
+    assert "| `m` | 31.00 | 25.00 |" in text and "| `n` | 29.00 | – |" in text and "| *blurred input* | 26.00 | 20.00 |" in text
+    assert "per noise level" not in suite_tables_md(summarize([r for r in rows if r["noise"] == "0.01"])[0])
+
+
 @needs_data
 def test_quick_suite_smoke(tmp_path, monkeypatch):
     monkeypatch.setenv("UNBLUR_NO_PROGRESS", "1")

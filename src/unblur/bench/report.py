@@ -6,7 +6,7 @@ never typed by hand:
 * :func:`summarize` -- per suite and method: number of cases, mean PSNR / SSIM (up to shift), mean
   PSNR gain over each anchor *paired on the same cases*, median seconds, time ratio to each anchor
   (geometric mean of the per-case ratios), mean kernel similarity, border vs interior PSNR; and
-  mean PSNR per group (kernel).
+  mean PSNR per group (kernel) and, in suites with several, per noise level.
 * :func:`render_summary_md` / :func:`write_summary` -- ``summary.md`` with those tables, the
   machine, the git commit and the exact command.
 * :func:`write_report` -- ``report.html``, self-contained (plots and crops embedded as base64 PNG;
@@ -78,6 +78,7 @@ class MethodStats:
     delta_mb: float | None
     by_group: dict      # group -> mean PSNR
     by_case: dict       # case -> (PSNR, seconds, peak MB)
+    by_noise: dict = field(default_factory=dict)  # noise std -> mean PSNR
 
 
 @dataclass
@@ -94,6 +95,8 @@ class SuiteSummary:
     commits: list[str]
     anchors: list[str]
     case_ids: list[str]
+    noises: list[float] = field(default_factory=list)
+    input_by_noise: dict = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -142,6 +145,7 @@ def summarize(rows: list[dict]) -> list[SuiteSummary]:
         for r in ok:
             by.setdefault(r["method"], {})[r["case"]] = r
         groups = list(dict.fromkeys(r.get("group", "") for r in srows))
+        noises = sorted({n for r in srows if (n := _num(r.get("noise"))) is not None})
         anchors = [a for a in ANCHORS if a in by]
         cases = {r["case"]: r for r in srows}
         stats = []
@@ -162,18 +166,21 @@ def summarize(rows: list[dict]) -> list[SuiteSummary]:
                 if t:
                     ratio[a] = _geomean(t)
             by_group = {g: _mean([_num(r.get("psnr")) for r in mrows.values() if r.get("group", "") == g]) for g in groups}
+            by_noise = {n: _mean([_num(r.get("psnr")) for r in mrows.values() if _num(r.get("noise")) == n]) for n in noises}
             stats.append(MethodStats(
                 name, kind, len(mrows), sum(1 for r in srows if r["method"] == name and r["status"] != "ok"),
                 _mean(vals("psnr")), _mean(vals("ssim")), _mean(vals("psnr_aligned")), gain, _median(vals("seconds")), ratio,
                 _mean(vals("kernel_similarity")), _mean(vals("psnr_border")), _mean(vals("psnr_interior")),
                 _median(vals("peak_mb")), _median(vals("delta_mb")), by_group,
-                {c: (_num(r.get("psnr")), _num(r.get("seconds")), _num(r.get("peak_mb"))) for c, r in mrows.items()}))
+                {c: (_num(r.get("psnr")), _num(r.get("seconds")), _num(r.get("peak_mb"))) for c, r in mrows.items()},
+                by_noise))
         stats.sort(key=lambda s: (s.psnr is None, -(s.psnr or 0), s.method))
         out.append(SuiteSummary(
             suite, stats, len(cases), _mean(_num(r.get("psnr_input")) for r in cases.values()),
             _mean(_num(r.get("ssim_input")) for r in cases.values()), groups,
             {g: _mean(_num(r.get("psnr_input")) for r in cases.values() if r.get("group", "") == g) for g in groups},
-            sorted({r.get("commit", "") for r in srows if r.get("commit")}), anchors, list(cases)))
+            sorted({r.get("commit", "") for r in srows if r.get("commit")}), anchors, list(cases), noises,
+            {n: _mean(_num(r.get("psnr_input")) for r in cases.values() if _num(r.get("noise")) == n) for n in noises}))
     return out
 
 
@@ -235,14 +242,13 @@ def suite_tables_md(s: SuiteSummary) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines)
     if has_truth and len(s.groups) > 1:
-        g_head = ["method"] + [f"`{g}`" for g in s.groups]
-        g_lines = ["| " + " | ".join(g_head) + " |", "|---" + "|---:" * len(s.groups) + "|"]
-        for m in s.methods:
-            if m.psnr is None:
-                continue
-            g_lines.append("| " + " | ".join([f"`{m.method}`"] + [_f(m.by_group.get(g), ".2f") for g in s.groups]) + " |")
-        g_lines.append("| " + " | ".join([f"*{_input_label(s)}*"] + [_f(s.input_by_group.get(g), ".2f") for g in s.groups]) + " |")
-        text += "\n\nMean PSNR (dB, up to shift) per group (kernel):\n\n" + "\n".join(g_lines)
+        text += "\n\nMean PSNR (dB, up to shift) per group (kernel):\n\n" + _breakdown_md(
+            s, [f"`{g}`" for g in s.groups], lambda m: [m.by_group.get(g) for g in s.groups],
+            [s.input_by_group.get(g) for g in s.groups])
+    if has_truth and len(s.noises) > 1:
+        text += "\n\nMean PSNR (dB, up to shift) per noise level (std, % of the range):\n\n" + _breakdown_md(
+            s, [f"{100 * n:g} %" for n in s.noises], lambda m: [m.by_noise.get(n) for n in s.noises],
+            [s.input_by_noise.get(n) for n in s.noises])
     if s.case_ids and 1 < len(s.case_ids) <= MAX_CASE_COLUMNS:
         c_lines = ["| method | " + " | ".join(f"`{c}`" for c in s.case_ids) + " |", "|---" + "|---:" * len(s.case_ids) + "|"]
         for m in s.methods:
@@ -253,6 +259,14 @@ def suite_tables_md(s: SuiteSummary) -> str:
             c_lines.append(f"| `{m.method}` | " + " | ".join(cells) + " |")
         text += "\n\nPer case (PSNR, wall time, peak memory):\n\n" + "\n".join(c_lines)
     return text
+
+
+def _breakdown_md(s: SuiteSummary, columns: list[str], values, input_values: list) -> str:
+    """A table of mean PSNR per column (``values(method)``) for every method with a PSNR, then the input."""
+    lines = ["| method | " + " | ".join(columns) + " |", "|---" + "|---:" * len(columns) + "|"]
+    rows = [(f"`{m.method}`", values(m)) for m in s.methods if m.psnr is not None] + [(f"*{_input_label(s)}*", input_values)]
+    lines += ["| " + " | ".join([name] + [_f(v, ".2f") for v in vals]) + " |" for name, vals in rows]
+    return "\n".join(lines)
 
 
 #: Suites with at most this many cases also get a per-case table (the timing suites).
