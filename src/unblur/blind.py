@@ -98,11 +98,11 @@ def solver_noise(noise: float) -> float:
 
 def misfit_noise(y: torch.Tensor, kernel: torch.Tensor, noise: float, space: str) -> float:
     """Noise level given to the final non-blind solver: grows with the kernel's misfit (see above)."""
-    from unblur.deconv.space import decision_window, reblur_error
+    from unblur.deconv.space import decision_window
+    from unblur.estimate.map_kernel import kernel_misfit
 
-    base = max(noise, NOISE_FLOOR)
-    ratio = reblur_error(decision_window(y, kernel), kernel, base, space) / base
-    return max(base * min(max(ratio * ratio, 1.0), MAX_MISFIT_SCALE), BLIND_NOISE_SCALE * NOISE_FLOOR)
+    ratio = kernel_misfit(decision_window(y, kernel), kernel, noise, spaces=(space,))
+    return max(max(noise, NOISE_FLOOR) * min(max(ratio * ratio, 1.0), MAX_MISFIT_SCALE), BLIND_NOISE_SCALE * NOISE_FLOOR)
 
 
 def amplification(y: torch.Tensor, kernel: torch.Tensor, noise: float, space: str) -> float:

@@ -506,16 +506,16 @@ def normalized_sparsity(x: torch.Tensor, border: int = 12) -> float:
     return float(m.sum() / (torch.sqrt((m**2).sum()) * math.sqrt(m.numel())).clamp_min(1e-12))
 
 
-def kernel_misfit(y: torch.Tensor, kernel: torch.Tensor, noise: float) -> float:
+def kernel_misfit(y: torch.Tensor, kernel: torch.Tensor, noise: float, spaces: tuple[str, ...] = ("linear", "stored")) -> float:
     """How well ``kernel`` explains ``y``: :func:`unblur.deconv.space.reblur_error` in the tone
-    space (linear light or stored values) where it is lower, relative to the noise level
-    (at least :data:`unblur.blind.NOISE_FLOOR`). About 1 for a kernel that fits."""
+    space of ``spaces`` where it is lowest, relative to the noise level (at least
+    :data:`unblur.blind.NOISE_FLOOR`). About 1 for a kernel that fits."""
     from unblur.blind import NOISE_FLOOR
     from unblur.deconv.space import reblur_error
 
     base = max(noise, NOISE_FLOOR)
     k = crop_kernel(kernel).to(y.device)
-    return min(reblur_error(y, k, base, space) for space in ("linear", "stored")) / base
+    return min(reblur_error(y, k, base, space) for space in spaces) / base
 
 
 def select_kernel(y: torch.Tensor, kernels: list[torch.Tensor], noise: float | None = None,
